@@ -1,0 +1,54 @@
+# pg_idempotent: PGXS build, plus the project's own entry points
+#
+#   make && make install   build and install into the server found by pg_config
+#   make test              install what is missing, build, install, run every suite
+#   make demo              the same set-up, then the example pipelines, each run twice
+#   make bench             benchmarks on a throwaway cluster (prints ratios to raw SQL)
+
+EXTENSION = pg_idempotent
+EXTVERSION = 0.1.0
+MODULE_big = $(EXTENSION)
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# pg_regress inputs are every sql/*.sql that is not an install or upgrade script
+REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+ISOLATION = $(sort $(patsubst test/isolation/specs/%.spec,%,$(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --load-extension=$(EXTENSION)
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+# No server headers yet (a fresh machine): only the bootstrapping targets work.
+all:
+	@echo "PostgreSQL server headers not found: run 'make test' or 'make demo' (they install them)," >&2
+	@echo "or install postgresql-server-dev-15 and run make again." >&2
+	@exit 1
+endif
+
+.PHONY: deps test demo bench
+
+deps:
+	test/deps
+
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	test/run
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) install
+	examples/run
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) install
+	bench/run

@@ -1,0 +1,128 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_idempotent.h
+ *	  The shared layer every operation of pg_idempotent is built on:
+ *	  resolving relations, columns and keys (relation.c), building SQL text
+ *	  with quoted identifiers and schema-qualified operators and running it
+ *	  through SPI (sqlbuild.c), and the canonical value encoding shared by
+ *	  idempotent_key and table_fingerprint (encode.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_IDEMPOTENT_H
+#define PG_IDEMPOTENT_H
+
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
+#include "utils/array.h"
+
+/* One column of a relation or of a source (dropped columns never appear). */
+typedef struct PgiColumn
+{
+	char	   *name;			/* attname, not quoted */
+	AttrNumber	attnum;			/* in its relation; 0 for a query's column */
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+	char		generated;		/* attgenerated: '\0' or 's' */
+	char		identity;		/* attidentity: '\0', 'a' (always), 'd' */
+	bool		notnull;
+} PgiColumn;
+
+typedef struct PgiColumnList
+{
+	int			ncols;
+	PgiColumn  *cols;
+} PgiColumnList;
+
+/* A relation resolved from a regclass, locked, with its live columns. */
+typedef struct PgiRelation
+{
+	Oid			relid;
+	char		relkind;
+	char		relpersistence;
+	char	   *nspname;
+	char	   *relname;
+	char	   *qualname;		/* quoted and schema-qualified, for SQL text */
+	char	   *displayname;	/* schema.name as users write it, for messages */
+	PgiColumnList columns;
+} PgiRelation;
+
+/* What a relation argument will be used for. */
+typedef enum PgiRelUse
+{
+	PGI_REL_WRITE,				/* a table rows are written to */
+	PGI_REL_READ				/* anything rows can be selected from */
+} PgiRelUse;
+
+/* relation.c */
+extern PgiRelation *pgi_relation_open(Oid relid, PgiRelUse use,
+									  const char *argname);
+extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
+extern int	pgi_column_index(const PgiColumnList *list, const char *name);
+extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
+						  ArrayType *key, const char *sourcename);
+extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
+
+/* sqlbuild.c */
+extern void pgi_append_ident(StringInfo buf, const char *ident);
+extern void pgi_append_column(StringInfo buf, const char *alias,
+							  const PgiColumn *col);
+extern void pgi_append_column_list(StringInfo buf, const char *alias,
+								   const PgiColumnList *cols, List *indexes);
+extern void pgi_append_type(StringInfo buf, Oid typid, int32 typmod);
+extern void pgi_append_operator(StringInfo buf, Oid opno);
+extern void pgi_append_key_match(StringInfo buf, const char *left,
+								 const char *right, const PgiColumnList *cols,
+								 List *key);
+extern void pgi_append_any_null(StringInfo buf, const char *alias,
+								const PgiColumnList *cols, List *indexes);
+extern void pgi_append_image_differs(StringInfo buf, const char *left,
+									 const char *right,
+									 const PgiColumnList *cols, List *indexes,
+									 bool differs);
+extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
+
+typedef struct PgiParams
+{
+	int			nargs;
+	Oid			types[4];
+	Datum		values[4];
+	char		nulls[4];
+} PgiParams;
+
+extern int	pgi_spi_run(const char *sql, const PgiParams *params,
+						bool read_only, long tcount, int expected);
+extern int64 pgi_spi_int8(int row, int col);
+extern char *pgi_spi_text(int row, int col);
+
+extern void pgi_require_arg(FunctionCallInfo fcinfo, int argno,
+							const char *argname);
+extern void pgi_return_row(FunctionCallInfo fcinfo, Datum *values,
+						   bool *nulls);
+
+/* encode.c: the canonical, settings-independent encoding of a value */
+extern void pgi_encode_value(StringInfo buf, Datum value, bool isnull,
+							 Oid typid);
+
+/*
+ * What pgi_encode_value looks up about a type, kept so that callers that
+ * encode many values of one type (a column, an argument) pay for the
+ * catalog lookups once.  Opaque; lives in the memory context it was
+ * created in.
+ */
+typedef struct PgiEncoder PgiEncoder;
+
+extern PgiEncoder *pgi_encoder_create(Oid typid, MemoryContext mcxt);
+extern void pgi_encode_datum(StringInfo buf, PgiEncoder *enc, Datum value,
+							 bool isnull);
+
+#define PGI_SHA256_LEN 32
+extern void pgi_sha256(const char *data, size_t len, uint8 *digest);
+
+#endif							/* PG_IDEMPOTENT_H */

@@ -1,0 +1,420 @@
+/*-------------------------------------------------------------------------
+ *
+ * relation.c
+ *	  Resolving the relations, columns and keys an operation works on.
+ *
+ * Every operation takes its relations as regclass arguments, which are
+ * OIDs: this file turns one into a PgiRelation after locking it, so that a
+ * concurrent DROP or ALTER cannot change the catalog entries we read while
+ * the statement runs.  The lock is kept until the end of the transaction.
+ *
+ * Errors a user can cause here (unknown OIDs, wrong relation kinds, missing
+ * columns, no usable key) are reported with the SQLSTATE a user would match
+ * on; see API.md "Errors".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+
+#include "pg_idempotent.h"
+
+static const char *
+relkind_description(char relkind)
+{
+	switch (relkind)
+	{
+		case RELKIND_RELATION:
+			return "a table";
+		case RELKIND_PARTITIONED_TABLE:
+			return "a partitioned table";
+		case RELKIND_VIEW:
+			return "a view";
+		case RELKIND_MATVIEW:
+			return "a materialized view";
+		case RELKIND_FOREIGN_TABLE:
+			return "a foreign table";
+		case RELKIND_SEQUENCE:
+			return "a sequence";
+		case RELKIND_INDEX:
+		case RELKIND_PARTITIONED_INDEX:
+			return "an index";
+		case RELKIND_COMPOSITE_TYPE:
+			return "a composite type";
+		case RELKIND_TOASTVALUE:
+			return "a TOAST table";
+	}
+	return "a relation of an unsupported kind";
+}
+
+PgiColumnList
+pgi_columns_from_tupdesc(TupleDesc desc)
+{
+	PgiColumnList list;
+	int			i;
+
+	list.ncols = 0;
+	list.cols = palloc0(sizeof(PgiColumn) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		PgiColumn  *col;
+
+		if (att->attisdropped)
+			continue;
+		col = &list.cols[list.ncols++];
+		col->name = pstrdup(NameStr(att->attname));
+		col->attnum = att->attnum;
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->collid = att->attcollation;
+		col->generated = att->attgenerated;
+		col->identity = att->attidentity;
+		col->notnull = att->attnotnull;
+	}
+	return list;
+}
+
+int
+pgi_column_index(const PgiColumnList *list, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < list->ncols; i++)
+	{
+		if (strcmp(list->cols[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * Open, lock and describe the relation behind a regclass argument.
+ *
+ * A target is locked ROW EXCLUSIVE (the mode its own INSERT and UPDATE
+ * would take), a source ACCESS SHARE.  Taking the lock before reading the
+ * catalogs, and keeping it, means the description stays true for the rest
+ * of the transaction.
+ */
+PgiRelation *
+pgi_relation_open(Oid relid, PgiRelUse use, const char *argname)
+{
+	LOCKMODE	lockmode = (use == PGI_REL_WRITE) ? RowExclusiveLock : AccessShareLock;
+	Relation	rel;
+	PgiRelation *result;
+	char		relkind;
+	bool		ok;
+
+	rel = try_relation_open(relid, lockmode);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errdetail("The \"%s\" argument names no relation; it may have been dropped.",
+						   argname)));
+
+	relkind = rel->rd_rel->relkind;
+	result = palloc0(sizeof(PgiRelation));
+	result->relid = relid;
+	result->relkind = relkind;
+	result->relpersistence = rel->rd_rel->relpersistence;
+	result->nspname = get_namespace_name(RelationGetNamespace(rel));
+	result->relname = pstrdup(RelationGetRelationName(rel));
+	result->qualname = quote_qualified_identifier(result->nspname,
+												  result->relname);
+	if (RelationIsVisible(relid))
+		result->displayname = result->relname;
+	else
+		result->displayname = psprintf("%s.%s", result->nspname,
+									   result->relname);
+
+	if (use == PGI_REL_WRITE)
+		ok = (relkind == RELKIND_RELATION ||
+			  relkind == RELKIND_PARTITIONED_TABLE);
+	else
+		ok = (relkind == RELKIND_RELATION ||
+			  relkind == RELKIND_PARTITIONED_TABLE ||
+			  relkind == RELKIND_VIEW ||
+			  relkind == RELKIND_MATVIEW ||
+			  relkind == RELKIND_FOREIGN_TABLE);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a %s", result->displayname,
+						use == PGI_REL_WRITE ? "table" : "table or view"),
+				 errdetail("The \"%s\" argument is %s.", argname,
+						   relkind_description(relkind)),
+				 use == PGI_REL_WRITE ?
+				 errhint("Only ordinary and partitioned tables can be written to.") : 0));
+
+	result->columns = pgi_columns_from_tupdesc(RelationGetDescr(rel));
+	relation_close(rel, NoLock);
+	return result;
+}
+
+/*
+ * Deconstruct a text[] argument into a List of C strings, refusing NULL
+ * elements and multi-dimensional or empty arrays.
+ */
+List *
+pgi_text_array_to_list(ArrayType *arr, const char *argname)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	int			i;
+	List	   *result = NIL;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("argument \"%s\" must be a one-dimensional array", argname)));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &nelems);
+	if (nelems == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must not be an empty array", argname)));
+	for (i = 0; i < nelems; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" must not contain null elements",
+							argname)));
+		result = lappend(result, TextDatumGetCString(elems[i]));
+	}
+	return result;
+}
+
+/*
+ * Is this index one that ON CONFLICT can use as an arbiter for exactly the
+ * given set of columns?  It must be unique, valid, immediate, without a
+ * predicate and without expressions.
+ */
+static bool
+index_is_usable_key(HeapTuple idxtup)
+{
+	Form_pg_index idx = (Form_pg_index) GETSTRUCT(idxtup);
+
+	return idx->indisunique && idx->indisvalid && idx->indimmediate &&
+		heap_attisnull(idxtup, Anum_pg_index_indpred, NULL) &&
+		heap_attisnull(idxtup, Anum_pg_index_indexprs, NULL);
+}
+
+/* The key columns of an index, as indexes into the relation's column list. */
+static List *
+index_key_columns(PgiRelation *target, Form_pg_index idx)
+{
+	List	   *cols = NIL;
+	int			i,
+				j;
+
+	for (i = 0; i < idx->indnkeyatts; i++)
+	{
+		AttrNumber	attnum = idx->indkey.values[i];
+
+		for (j = 0; j < target->columns.ncols; j++)
+		{
+			if (target->columns.cols[j].attnum == attnum)
+			{
+				cols = lappend_int(cols, j);
+				break;
+			}
+		}
+	}
+	return cols;
+}
+
+static bool
+int_lists_equal_as_sets(List *a, List *b)
+{
+	ListCell   *lc;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	foreach(lc, a)
+	{
+		if (!list_member_int(b, lfirst_int(lc)))
+			return false;
+	}
+	return true;
+}
+
+static char *
+column_names(PgiRelation *target, List *cols)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, cols)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, target->columns.cols[lfirst_int(lc)].name);
+	}
+	return buf.data;
+}
+
+/*
+ * Find the key to match source rows to target rows on.
+ *
+ * With an explicit key, its columns must exist on both sides and be exactly
+ * the columns of a usable unique index: without one, concurrent sessions
+ * could insert the same key twice.  Without an explicit key, the primary
+ * key wins, else the one usable unique index whose columns the source has;
+ * none or several is 42P10, naming what was found.
+ *
+ * Returns the key as a List of indexes into target->columns, in the order
+ * of the index (or of the argument).
+ */
+List *
+pgi_find_key(PgiRelation *target, const PgiColumnList *source,
+			 ArrayType *key, const char *sourcename)
+{
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	List	   *wanted = NIL;
+	List	   *result = NIL;
+	List	   *candidates = NIL;
+	StringInfoData found;
+	bool		have_pkey_candidate = false;
+
+	if (key != NULL)
+	{
+		List	   *names = pgi_text_array_to_list(key, "key");
+
+		foreach(lc, names)
+		{
+			char	   *name = lfirst(lc);
+			int			idx = pgi_column_index(&target->columns, name);
+
+			if (idx < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("key column \"%s\" does not exist in \"%s\"",
+								name, target->displayname)));
+			if (pgi_column_index(source, name) < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("key column \"%s\" does not exist in source \"%s\"",
+								name, sourcename)));
+			if (list_member_int(wanted, idx))
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("key column \"%s\" is listed more than once", name)));
+			wanted = lappend_int(wanted, idx);
+		}
+	}
+
+	initStringInfo(&found);
+	rel = relation_open(target->relid, NoLock);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tup;
+		Form_pg_index idx;
+		List	   *cols;
+		ListCell   *lc2;
+		bool		source_has_all = true;
+
+		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		if (!idx->indisunique)
+		{
+			ReleaseSysCache(tup);
+			continue;
+		}
+		cols = index_key_columns(target, idx);
+		if (!index_is_usable_key(tup) || list_length(cols) != idx->indnkeyatts)
+		{
+			if (wanted == NIL)
+				appendStringInfo(&found, "%s%s (not usable: partial, expression, deferrable or invalid)",
+								 found.len > 0 ? "; " : "",
+								 get_rel_name(indexoid));
+			ReleaseSysCache(tup);
+			continue;
+		}
+
+		if (wanted != NIL)
+		{
+			if (int_lists_equal_as_sets(cols, wanted))
+				result = wanted;
+			ReleaseSysCache(tup);
+			if (result != NIL)
+				break;
+			continue;
+		}
+
+		foreach(lc2, cols)
+		{
+			if (pgi_column_index(source, target->columns.cols[lfirst_int(lc2)].name) < 0)
+				source_has_all = false;
+		}
+		appendStringInfo(&found, "%s%s %s (%s)%s",
+						 found.len > 0 ? "; " : "",
+						 idx->indisprimary ? "primary key" : "unique index",
+						 get_rel_name(indexoid),
+						 column_names(target, cols),
+						 source_has_all ? "" : ", not all in the source");
+		if (source_has_all)
+		{
+			if (idx->indisprimary)
+			{
+				have_pkey_candidate = true;
+				result = cols;
+			}
+			candidates = lappend(candidates, cols);
+		}
+		ReleaseSysCache(tup);
+	}
+	list_free(indexes);
+	relation_close(rel, NoLock);
+
+	if (wanted != NIL)
+	{
+		if (result == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("no unique index of \"%s\" matches key (%s)",
+							target->displayname, column_names(target, wanted)),
+					 errdetail("Without a unique index on exactly these columns, concurrent sessions could insert the same key twice."),
+					 errhint("Create a unique index on (%s), or name the columns of an existing one.",
+							 column_names(target, wanted))));
+		return result;
+	}
+
+	if (have_pkey_candidate)
+		return result;
+	if (list_length(candidates) == 1)
+		return linitial(candidates);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+			 candidates == NIL ?
+			 errmsg("table \"%s\" has no unique key that source \"%s\" covers",
+					target->displayname, sourcename) :
+			 errmsg("table \"%s\" has more than one unique key that source \"%s\" covers",
+					target->displayname, sourcename),
+			 found.len > 0 ?
+			 errdetail("Found: %s.", found.data) :
+			 errdetail("It has no primary key and no unique index."),
+			 errhint("Pass the key columns in the \"key\" argument; they must be the columns of a unique index.")));
+	return NIL;					/* keep compiler quiet */
+}

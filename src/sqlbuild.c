@@ -1,0 +1,291 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqlbuild.c
+ *	  Building SQL text that neither odd names nor a hostile search_path can
+ *	  change, and running it through SPI.
+ *
+ * Every identifier goes through quote_identifier, every type is printed
+ * schema-qualified, and every operator is written OPERATOR(schema.op) with
+ * the operator looked up from the type cache by OID, so the text means the
+ * same thing whatever search_path the caller has.  Values never appear in
+ * the text: they travel as SPI parameters.
+ *
+ * Statements are set-based and streamed by the executor; the only rows that
+ * come back through SPI are the one-row answers of aggregate queries.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "catalog/pg_operator.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+#include "utils/typcache.h"
+
+#include "pg_idempotent.h"
+
+void
+pgi_append_ident(StringInfo buf, const char *ident)
+{
+	appendStringInfoString(buf, quote_identifier(ident));
+}
+
+/* alias.column, or just column when alias is NULL */
+void
+pgi_append_column(StringInfo buf, const char *alias, const PgiColumn *col)
+{
+	if (alias != NULL)
+		appendStringInfo(buf, "%s.", alias);
+	pgi_append_ident(buf, col->name);
+}
+
+/*
+ * A comma-separated column list; indexes is a List of positions in cols,
+ * or NIL for all of them.
+ */
+void
+pgi_append_column_list(StringInfo buf, const char *alias,
+					   const PgiColumnList *cols, List *indexes)
+{
+	int			i;
+	ListCell   *lc;
+
+	if (indexes == NIL)
+	{
+		for (i = 0; i < cols->ncols; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(buf, ", ");
+			pgi_append_column(buf, alias, &cols->cols[i]);
+		}
+		return;
+	}
+	foreach(lc, indexes)
+	{
+		if (lc != list_head(indexes))
+			appendStringInfoString(buf, ", ");
+		pgi_append_column(buf, alias, &cols->cols[lfirst_int(lc)]);
+	}
+}
+
+void
+pgi_append_type(StringInfo buf, Oid typid, int32 typmod)
+{
+	appendStringInfoString(buf,
+						   format_type_extended(typid, typmod,
+												FORMAT_TYPE_TYPEMOD_GIVEN |
+												FORMAT_TYPE_FORCE_QUALIFY));
+}
+
+/* OPERATOR(schema.name), from the operator's OID */
+void
+pgi_append_operator(StringInfo buf, Oid opno)
+{
+	HeapTuple	tup;
+	Form_pg_operator oper;
+
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	oper = (Form_pg_operator) GETSTRUCT(tup);
+	appendStringInfo(buf, "OPERATOR(%s.%s)",
+					 quote_identifier(get_namespace_name(oper->oprnamespace)),
+					 NameStr(oper->oprname));
+	ReleaseSysCache(tup);
+}
+
+/*
+ * The default btree operator of a type for a strategy (equal, greater,
+ * less), as the type cache knows it.  A type without one cannot be used as a
+ * key or a version: that is the caller's error, 42883.
+ */
+Oid
+pgi_type_operator(Oid typid, int strategy, const char *colname)
+{
+	TypeCacheEntry *tce;
+	Oid			opno;
+
+	tce = lookup_type_cache(typid, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR |
+							TYPECACHE_GT_OPR);
+	switch (strategy)
+	{
+		case BTEqualStrategyNumber:
+			opno = tce->eq_opr;
+			break;
+		case BTGreaterStrategyNumber:
+			opno = tce->gt_opr;
+			break;
+		case BTLessStrategyNumber:
+			opno = tce->lt_opr;
+			break;
+		default:
+			elog(ERROR, "unexpected strategy %d", strategy);
+	}
+	if (!OidIsValid(opno))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify %s operator for type %s",
+						strategy == BTEqualStrategyNumber ? "an equality" : "an ordering",
+						format_type_be(typid)),
+				 errdetail("Column \"%s\" needs one to be compared.", colname)));
+	return opno;
+}
+
+/* left.k1 = right.k1 AND left.k2 = right.k2 ... with each type's own "=" */
+void
+pgi_append_key_match(StringInfo buf, const char *left, const char *right,
+					 const PgiColumnList *cols, List *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, key)
+	{
+		const PgiColumn *col = &cols->cols[lfirst_int(lc)];
+
+		if (lc != list_head(key))
+			appendStringInfoString(buf, " AND ");
+		pgi_append_column(buf, left, col);
+		appendStringInfoChar(buf, ' ');
+		pgi_append_operator(buf, pgi_type_operator(col->typid,
+												   BTEqualStrategyNumber,
+												   col->name));
+		appendStringInfoChar(buf, ' ');
+		pgi_append_column(buf, right, col);
+	}
+}
+
+/* (a.k1 IS NULL OR a.k2 IS NULL) */
+void
+pgi_append_any_null(StringInfo buf, const char *alias,
+					const PgiColumnList *cols, List *indexes)
+{
+	ListCell   *lc;
+
+	appendStringInfoChar(buf, '(');
+	foreach(lc, indexes)
+	{
+		if (lc != list_head(indexes))
+			appendStringInfoString(buf, " OR ");
+		pgi_append_column(buf, alias, &cols->cols[lfirst_int(lc)]);
+		appendStringInfoString(buf, " IS NULL");
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * Whether two rows differ (or are identical) in the given columns, by
+ * binary image: the comparison REFRESH MATERIALIZED VIEW CONCURRENTLY uses.
+ * 1.0 and 1.00 differ, NULL equals NULL, and types without an equality
+ * operator compare too.  With no columns, rows are identical.
+ */
+void
+pgi_append_image_differs(StringInfo buf, const char *left, const char *right,
+						 const PgiColumnList *cols, List *indexes,
+						 bool differs)
+{
+	if (indexes == NIL)
+	{
+		appendStringInfoString(buf, differs ? "false" : "true");
+		return;
+	}
+	/*
+	 * A function call, not OPERATOR(*<>): between two ROW() constructors the
+	 * parser would expand an operator column by column.
+	 */
+	appendStringInfo(buf, "pg_catalog.%s(ROW(",
+					 differs ? "record_image_ne" : "record_image_eq");
+	pgi_append_column_list(buf, left, cols, indexes);
+	appendStringInfoString(buf, "), ROW(");
+	pgi_append_column_list(buf, right, cols, indexes);
+	appendStringInfoChar(buf, ')');
+	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * Run one statement through SPI with parameters.  tcount bounds the rows
+ * kept in SPI_tuptable: callers pass 0 only for statements that return a
+ * bounded answer (an aggregate) or none at all.
+ */
+int
+pgi_spi_run(const char *sql, const PgiParams *params, bool read_only,
+			long tcount, int expected)
+{
+	int			ret;
+
+	if (params != NULL && params->nargs > 0)
+		ret = SPI_execute_with_args(sql, params->nargs,
+									(Oid *) params->types,
+									(Datum *) params->values,
+									params->nulls, read_only, tcount);
+	else
+		ret = SPI_execute(sql, read_only, tcount);
+	if (ret != expected)
+		elog(ERROR, "unexpected SPI result %s for: %s",
+			 SPI_result_code_string(ret), sql);
+	return ret;
+}
+
+int64
+pgi_spi_int8(int row, int col)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+					  &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* A column of the last result as text, or NULL; lives until SPI_finish. */
+char *
+pgi_spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* Raise 22004 for a NULL argument that has no meaning as NULL. */
+void
+pgi_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", argname)));
+}
+
+/*
+ * Return the single row of a RETURNS TABLE function, in materialize mode so
+ * the function runs exactly once however the caller consumes it.
+ */
+void
+pgi_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	MemoryContext oldcxt;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	store = tuplestore_begin_heap(false, false, work_mem);
+	tuplestore_putvalues(store, tupdesc, values, nulls);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+	MemoryContextSwitchTo(oldcxt);
+}
