@@ -505,6 +505,15 @@ classify(UpsertPlan *plan, int64 *new_rows, int64 *changed, int64 *stale)
 	*stale = pgi_spi_int8(0, 3);
 }
 
+static bool
+target_is_empty(UpsertPlan *plan)
+{
+	char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1", plan->target->qualname);
+
+	pgi_spi_run(q, NULL, true, 1, SPI_OK_SELECT);
+	return SPI_processed == 0;
+}
+
 /* SET u1 = <from>.u1, ... */
 static void
 append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
@@ -705,7 +714,17 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	plan_key_and_version(&plan, key, version);
 
 	total = check_source(&plan, &counts);
-	classify(&plan, &new_rows, &changed, &counts.stale);
+	if (target_is_empty(&plan))
+	{
+		/*
+		 * A first load: every row is new, and the join would only prove it.
+		 * A concurrent insert is still caught by the write's fallback.
+		 */
+		new_rows = total;
+		changed = 0;
+	}
+	else
+		classify(&plan, &new_rows, &changed, &counts.stale);
 
 	if (plan.dry_run)
 	{
