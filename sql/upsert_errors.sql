@@ -45,6 +45,16 @@ SELECT pg_temp.err($$SELECT idempotent_upsert('target_pkey', 'e_src')$$);
 CREATE MATERIALIZED VIEW target_mv AS SELECT * FROM target;
 SELECT pg_temp.err($$SELECT idempotent_upsert('target_mv', 'e_src')$$);
 
+-- a foreign table can be read from but not upserted into
+CREATE EXTENSION file_fdw;
+CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+CREATE FOREIGN TABLE foreign_src (id int, a text, v int) SERVER files OPTIONS (filename '/dev/null');
+SELECT pg_temp.err($$SELECT idempotent_upsert('foreign_src', 'e_src')$$);
+SELECT pg_temp.err($$SELECT (idempotent_upsert('target', 'foreign_src')).*$$);
+DROP FOREIGN TABLE foreign_src;
+DROP SERVER files;
+DROP EXTENSION file_fdw;
+
 -- source columns the target cannot take: 42703, 428C9, 42804, 42701
 CREATE TEMP TABLE extra_col (id int, nope int);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'extra_col')$$);

@@ -16,12 +16,14 @@
  *
  * Step 3 runs in an internal subtransaction.  Its first attempt inserts the
  * new rows with a plain INSERT, which costs about half of INSERT ... ON
- * CONFLICT; if another session inserted one of the same keys meanwhile
- * (unique violation) or the two deadlock, the subtransaction is rolled back
- * and the write is redone with INSERT ... ON CONFLICT in key order, so the
- * caller sees an upsert, never a duplicate-key error.  Sessions that insert
- * in key order cannot deadlock against each other; the retries only cover
- * sessions still on their first attempt.
+ * CONFLICT; if another session inserted one of the same keys since step 2
+ * (unique violation) or the two deadlock, the classification is stale: the
+ * subtransaction is rolled back and the whole batch is written again with
+ * one INSERT ... ON CONFLICT DO UPDATE in key order, which decides every row
+ * against the current table.  The caller sees an upsert, never a
+ * duplicate-key error.  Sessions that write in key order cannot deadlock
+ * against each other; the retries only cover sessions still on their first
+ * attempt.
  *
  * Every statement is set-based and streamed by the executor: no source or
  * target row is ever held in this backend's memory, and counts come back as
@@ -549,25 +551,21 @@ write_updates(UpsertPlan *plan)
 }
 
 /*
- * Insert the rows the target lacks.  The plain form is the fast path; the
- * safe form resolves a concurrent insert of the same key as an update and
- * takes its locks in key order.  Only the rows found missing are offered,
- * so defaults (sequences, identity) are evaluated for those rows alone.
+ * The fast path's insert: a plain INSERT of the rows the target lacks
+ * (all of them, when it was empty), so defaults are evaluated for those
+ * rows alone and no speculative insertion is paid for.
  */
-static void
-write_inserts(UpsertPlan *plan, bool all_new, bool safe,
-			  int64 *inserted, int64 *updated)
+static int64
+write_new_rows(UpsertPlan *plan, bool all_new)
 {
 	StringInfoData q;
 
 	initStringInfo(&q);
-	if (safe)
-		appendStringInfoString(&q, "WITH w AS (");
-	appendStringInfo(&q, "INSERT INTO %s AS t (", plan->target->qualname);
+	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
 	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
 	appendStringInfoString(&q, ") SELECT ");
 	pgi_append_column_list(&q, "s", &plan->cols, NIL);
-	if (all_new && !safe)
+	if (all_new)
 		appendStringInfo(&q, " FROM (%s) s", plan->eff);
 	else
 	{
@@ -575,14 +573,29 @@ write_inserts(UpsertPlan *plan, bool all_new, bool safe,
 		appendStringInfoString(&q, " WHERE ");
 		append_found(&q, plan, "o", false);
 	}
-	if (!safe)
-	{
-		pgi_spi_run(q.data, &plan->source->params, false, 0, SPI_OK_INSERT);
-		*inserted = (int64) SPI_processed;
-		return;
-	}
+	pgi_spi_run(q.data, &plan->source->params, false, 0, SPI_OK_INSERT);
+	return (int64) SPI_processed;
+}
 
-	appendStringInfoString(&q, " ORDER BY ");
+/*
+ * The safe path, taken when another session wrote some of the same keys
+ * since we classified the batch: one INSERT ... ON CONFLICT DO UPDATE of
+ * the whole batch, in key order, so it neither trusts the classification
+ * nor deadlocks against another session doing the same.  It locks the
+ * conflicting rows and evaluates defaults for every row it offers, which
+ * is the price of the race, not of the common case.
+ */
+static void
+write_all_rows_safely(UpsertPlan *plan, int64 *inserted, int64 *updated)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "WITH w AS (INSERT INTO %s AS t (", plan->target->qualname);
+	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
+	appendStringInfoString(&q, ") SELECT ");
+	pgi_append_column_list(&q, "s", &plan->cols, NIL);
+	appendStringInfo(&q, " FROM (%s) s ORDER BY ", plan->eff);
 	append_key_list(&q, plan, "s");
 	appendStringInfoString(&q, " ON CONFLICT (");
 	append_key_list(&q, plan, NULL);
@@ -605,7 +618,7 @@ write_inserts(UpsertPlan *plan, bool all_new, bool safe,
 						   "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid) FROM w");
 	pgi_spi_run(q.data, &plan->source->params, false, 0, SPI_OK_SELECT);
 	*inserted = pgi_spi_int8(0, 1);
-	*updated += pgi_spi_int8(0, 2);
+	*updated = pgi_spi_int8(0, 2);
 }
 
 /*
@@ -627,10 +640,15 @@ try_write(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		if (changed > 0)
-			*updated = write_updates(plan);
-		if (new_rows > 0)
-			write_inserts(plan, new_rows == total, safe, inserted, updated);
+		if (safe)
+			write_all_rows_safely(plan, inserted, updated);
+		else
+		{
+			if (changed > 0)
+				*updated = write_updates(plan);
+			if (new_rows > 0)
+				*inserted = write_new_rows(plan, new_rows == total);
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;

@@ -1,0 +1,527 @@
+/*-------------------------------------------------------------------------
+ *
+ * fingerprint.c
+ *	  table_fingerprint(regclass), its aggregate _fingerprint_agg(record),
+ *	  and assert_idempotent(text, VARIADIC regclass[]).
+ *
+ * A fingerprint is a hash of a relation's rows as a multiset.  Each row is
+ * encoded with encode.c (so the result does not depend on session settings
+ * and folds the same type families as idempotent_key), hashed to 128 bits
+ * with MurmurHash3 x64-128, and the row hashes are added as two 64-bit lanes
+ * with wraparound, together with a row count.  Addition makes the result
+ * independent of row order, physical layout and parallel partial
+ * aggregation, while a row present twice adds its hash twice.  The final
+ * text is the hex of the first 16 bytes of a SHA-256 over the count and the
+ * two lanes.
+ *
+ * The row hash reads its input as little-endian words explicitly, so a
+ * fingerprint is the same on every platform.  It is not a cryptographic
+ * commitment: it detects accidental differences, not an adversary who
+ * builds rows to collide.
+ *
+ * table_fingerprint runs one SELECT through SPI: the executor streams the
+ * relation through the aggregate, so memory does not grow with its size,
+ * and the caller's SELECT privilege and row-level security apply as they
+ * would to the same query typed by hand.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "pg_idempotent.h"
+
+PG_FUNCTION_INFO_V1(pgi_fingerprint_accum);
+PG_FUNCTION_INFO_V1(pgi_fingerprint_combine);
+PG_FUNCTION_INFO_V1(pgi_fingerprint_serialize);
+PG_FUNCTION_INFO_V1(pgi_fingerprint_deserialize);
+PG_FUNCTION_INFO_V1(pgi_fingerprint_final);
+PG_FUNCTION_INFO_V1(pgi_table_fingerprint);
+PG_FUNCTION_INFO_V1(pgi_assert_idempotent);
+
+/* Starts the message whose SHA-256 is the fingerprint; pinned. */
+#define FINGERPRINT_DOMAIN	"pg_idempotent:table_fingerprint:1"
+
+/* Bytes of the serialized state: count, lane 0, lane 1. */
+#define FP_SERIAL_LEN		(3 * sizeof(uint64))
+
+/* The transition state: what a partial aggregate has summed so far. */
+typedef struct FpState
+{
+	uint64		count;
+	uint64		lane[2];
+	PgiEncoder *rowenc;			/* built on the first row, NULL after combine */
+	StringInfoData buf;			/* the row being encoded */
+} FpState;
+
+static inline uint64 rotl64(uint64 x, int r);
+static inline uint64 fmix64(uint64 k);
+static inline uint64 load_le64(const unsigned char *p);
+static void murmur3_128(const unsigned char *data, size_t len, uint64 *out);
+static FpState *fp_state_create(MemoryContext mcxt);
+static char *fingerprint_relation(const PgiRelation *rel, Oid extschema,
+								  bool read_only);
+static void run_statement(const char *statement);
+
+static inline uint64
+rotl64(uint64 x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64
+fmix64(uint64 k)
+{
+	k ^= k >> 33;
+	k *= UINT64CONST(0xff51afd7ed558ccd);
+	k ^= k >> 33;
+	k *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	k ^= k >> 33;
+	return k;
+}
+
+static inline uint64
+load_le64(const unsigned char *p)
+{
+	uint64		v;
+
+	memcpy(&v, p, sizeof(v));
+#ifdef WORDS_BIGENDIAN
+	v = pg_bswap64(v);
+#endif
+	return v;
+}
+
+/*
+ * MurmurHash3 x64-128 (Austin Appleby, public domain) with seed 0, reading
+ * little-endian words on every platform.
+ */
+static void
+murmur3_128(const unsigned char *data, size_t len, uint64 *out)
+{
+	const uint64 c1 = UINT64CONST(0x87c37b91114253d5);
+	const uint64 c2 = UINT64CONST(0x4cf5ad432745937f);
+	size_t		nblocks = len / 16;
+	const unsigned char *tail = data + nblocks * 16;
+	uint64		h1 = 0;
+	uint64		h2 = 0;
+	uint64		k1;
+	uint64		k2;
+	size_t		i;
+
+	for (i = 0; i < nblocks; i++)
+	{
+		k1 = load_le64(data + i * 16);
+		k2 = load_le64(data + i * 16 + 8);
+
+		k1 *= c1;
+		k1 = rotl64(k1, 31);
+		k1 *= c2;
+		h1 ^= k1;
+		h1 = rotl64(h1, 27);
+		h1 += h2;
+		h1 = h1 * 5 + 0x52dce729;
+
+		k2 *= c2;
+		k2 = rotl64(k2, 33);
+		k2 *= c1;
+		h2 ^= k2;
+		h2 = rotl64(h2, 31);
+		h2 += h1;
+		h2 = h2 * 5 + 0x38495ab5;
+	}
+
+	k1 = 0;
+	k2 = 0;
+	switch (len & 15)
+	{
+		case 15:
+			k2 ^= ((uint64) tail[14]) << 48;
+			/* FALLTHROUGH */
+		case 14:
+			k2 ^= ((uint64) tail[13]) << 40;
+			/* FALLTHROUGH */
+		case 13:
+			k2 ^= ((uint64) tail[12]) << 32;
+			/* FALLTHROUGH */
+		case 12:
+			k2 ^= ((uint64) tail[11]) << 24;
+			/* FALLTHROUGH */
+		case 11:
+			k2 ^= ((uint64) tail[10]) << 16;
+			/* FALLTHROUGH */
+		case 10:
+			k2 ^= ((uint64) tail[9]) << 8;
+			/* FALLTHROUGH */
+		case 9:
+			k2 ^= ((uint64) tail[8]);
+			k2 *= c2;
+			k2 = rotl64(k2, 33);
+			k2 *= c1;
+			h2 ^= k2;
+			/* FALLTHROUGH */
+		case 8:
+			k1 ^= ((uint64) tail[7]) << 56;
+			/* FALLTHROUGH */
+		case 7:
+			k1 ^= ((uint64) tail[6]) << 48;
+			/* FALLTHROUGH */
+		case 6:
+			k1 ^= ((uint64) tail[5]) << 40;
+			/* FALLTHROUGH */
+		case 5:
+			k1 ^= ((uint64) tail[4]) << 32;
+			/* FALLTHROUGH */
+		case 4:
+			k1 ^= ((uint64) tail[3]) << 24;
+			/* FALLTHROUGH */
+		case 3:
+			k1 ^= ((uint64) tail[2]) << 16;
+			/* FALLTHROUGH */
+		case 2:
+			k1 ^= ((uint64) tail[1]) << 8;
+			/* FALLTHROUGH */
+		case 1:
+			k1 ^= ((uint64) tail[0]);
+			k1 *= c1;
+			k1 = rotl64(k1, 31);
+			k1 *= c2;
+			h1 ^= k1;
+	}
+
+	h1 ^= (uint64) len;
+	h2 ^= (uint64) len;
+	h1 += h2;
+	h2 += h1;
+	h1 = fmix64(h1);
+	h2 = fmix64(h2);
+	h1 += h2;
+	h2 += h1;
+	out[0] = h1;
+	out[1] = h2;
+}
+
+static FpState *
+fp_state_create(MemoryContext mcxt)
+{
+	FpState    *state = MemoryContextAllocZero(mcxt, sizeof(FpState));
+
+	return state;
+}
+
+/*
+ * _fingerprint_accum(internal, record): encode the row, hash it, add it.
+ * A NULL row (possible from an outer join, never from a table scan) counts
+ * as a row whose encoding is the NULL tag.
+ */
+Datum
+pgi_fingerprint_accum(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FpState    *state;
+	uint64		h[2];
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "_fingerprint_accum called in non-aggregate context");
+
+	state = PG_ARGISNULL(0) ? NULL : (FpState *) PG_GETARG_POINTER(0);
+	if (state == NULL)
+		state = fp_state_create(aggcxt);
+	if (state->rowenc == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(aggcxt);
+
+		state->rowenc = pgi_encoder_create(RECORDOID, aggcxt);
+		initStringInfo(&state->buf);
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	resetStringInfo(&state->buf);
+	pgi_encode_datum(&state->buf, state->rowenc, PG_GETARG_DATUM(1),
+					 PG_ARGISNULL(1));
+	murmur3_128((const unsigned char *) state->buf.data, state->buf.len, h);
+	state->lane[0] += h[0];
+	state->lane[1] += h[1];
+	state->count++;
+
+	PG_RETURN_POINTER(state);
+}
+
+/* _fingerprint_combine(internal, internal): sums add up. */
+Datum
+pgi_fingerprint_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FpState    *s1;
+	FpState    *s2;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "_fingerprint_combine called in non-aggregate context");
+
+	s1 = PG_ARGISNULL(0) ? NULL : (FpState *) PG_GETARG_POINTER(0);
+	s2 = PG_ARGISNULL(1) ? NULL : (FpState *) PG_GETARG_POINTER(1);
+	if (s2 == NULL)
+		PG_RETURN_POINTER(s1);
+	/* s2 may live in a shorter-lived context: copy into ours */
+	if (s1 == NULL)
+		s1 = fp_state_create(aggcxt);
+	s1->count += s2->count;
+	s1->lane[0] += s2->lane[0];
+	s1->lane[1] += s2->lane[1];
+	PG_RETURN_POINTER(s1);
+}
+
+/* _fingerprint_serialize(internal) RETURNS bytea */
+Datum
+pgi_fingerprint_serialize(PG_FUNCTION_ARGS)
+{
+	FpState    *state = (FpState *) PG_GETARG_POINTER(0);
+	bytea	   *result = palloc(VARHDRSZ + FP_SERIAL_LEN);
+	uint64		words[3];
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "_fingerprint_serialize called in non-aggregate context");
+
+	words[0] = pg_hton64(state->count);
+	words[1] = pg_hton64(state->lane[0]);
+	words[2] = pg_hton64(state->lane[1]);
+	SET_VARSIZE(result, VARHDRSZ + FP_SERIAL_LEN);
+	memcpy(VARDATA(result), words, FP_SERIAL_LEN);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/* _fingerprint_deserialize(bytea, internal) RETURNS internal */
+Datum
+pgi_fingerprint_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *sstate = PG_GETARG_BYTEA_PP(0);
+	FpState    *state;
+	uint64		words[3];
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "_fingerprint_deserialize called in non-aggregate context");
+	if (VARSIZE_ANY_EXHDR(sstate) != FP_SERIAL_LEN)
+		elog(ERROR, "invalid serialized fingerprint state");
+
+	memcpy(words, VARDATA_ANY(sstate), FP_SERIAL_LEN);
+	state = fp_state_create(CurrentMemoryContext);
+	state->count = pg_ntoh64(words[0]);
+	state->lane[0] = pg_ntoh64(words[1]);
+	state->lane[1] = pg_ntoh64(words[2]);
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * _fingerprint_final(internal) RETURNS text: 32 hex digits, the first 16
+ * bytes of SHA-256(domain, count, lane 0, lane 1), all big-endian.  No rows
+ * at all is a fingerprint like any other.
+ */
+Datum
+pgi_fingerprint_final(PG_FUNCTION_ARGS)
+{
+	FpState    *state = PG_ARGISNULL(0) ? NULL : (FpState *) PG_GETARG_POINTER(0);
+	StringInfoData msg;
+	uint64		words[3] = {0, 0, 0};
+	uint8		digest[PGI_SHA256_LEN];
+	char		hex[33];
+	int			i;
+
+	if (state != NULL)
+	{
+		words[0] = pg_hton64(state->count);
+		words[1] = pg_hton64(state->lane[0]);
+		words[2] = pg_hton64(state->lane[1]);
+	}
+	initStringInfo(&msg);
+	appendBinaryStringInfo(&msg, FINGERPRINT_DOMAIN,
+						   sizeof(FINGERPRINT_DOMAIN) - 1);
+	appendBinaryStringInfo(&msg, (char *) words, sizeof(words));
+	pgi_sha256(msg.data, msg.len, digest);
+	pfree(msg.data);
+
+	for (i = 0; i < 16; i++)
+		snprintf(hex + i * 2, 3, "%02x", digest[i]);
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+/*
+ * The fingerprint of one relation, as a string in the current SPI
+ * procedure context.  The caller has connected to SPI.
+ *
+ * The aggregate is named with the extension's schema (extschema, the schema
+ * of the calling SQL function, which the extension created beside it; PG15
+ * does not export get_extension_schema), so a search_path that puts another
+ * _fingerprint_agg first cannot stand in for it; the
+ * relation is named by the quoted, qualified name pgi_relation_open gave.
+ * "t.*" rather than "t" so that a column called t cannot be taken for the
+ * whole row.
+ */
+static char *
+fingerprint_relation(const PgiRelation *rel, Oid extschema, bool read_only)
+{
+	char	   *nspname = get_namespace_name(extschema);
+	StringInfoData sql;
+
+	if (nspname == NULL)
+		elog(ERROR, "cache lookup failed for schema %u", extschema);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s._fingerprint_agg(t.*) FROM %s t",
+					 quote_identifier(nspname), rel->qualname);
+	pgi_spi_run(sql.data, NULL, read_only, 1, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		elog(ERROR, "fingerprint query returned " UINT64_FORMAT " rows",
+			 (uint64) SPI_processed);
+	return pgi_spi_text(0, 1);
+}
+
+/* table_fingerprint(target regclass) RETURNS text */
+Datum
+pgi_table_fingerprint(PG_FUNCTION_ARGS)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			extschema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	PgiRelation *rel;
+	char	   *fp;
+
+	pgi_require_arg(fcinfo, 0, "target");
+	rel = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_READ, "target");
+
+	SPI_connect();
+	/* STABLE: read with the calling query's snapshot, as PL/pgSQL would */
+	fp = MemoryContextStrdup(callercxt, fingerprint_relation(rel, extschema, true));
+	SPI_finish();
+
+	PG_RETURN_TEXT_P(cstring_to_text(fp));
+}
+
+/*
+ * Run the user's statement, discarding whatever rows it returns: a SELECT
+ * over a large table must not be collected in memory.  Several statements
+ * separated by semicolons run one after another, as SPI_execute does.
+ */
+static void
+run_statement(const char *statement)
+{
+	SPIExecuteOptions options;
+	int			rc;
+
+	memset(&options, 0, sizeof(options));
+	options.read_only = false;
+	options.dest = None_Receiver;
+	rc = SPI_execute_extended(statement, &options);
+	if (rc == SPI_ERROR_TRANSACTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("assert_idempotent cannot run transaction control statements"),
+				 errdetail("The statement runs inside the caller's transaction.")));
+	if (rc == SPI_ERROR_COPY)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("assert_idempotent cannot run COPY to or from the client")));
+	if (rc < 0)
+		elog(ERROR, "unexpected SPI result %s", SPI_result_code_string(rc));
+}
+
+/* assert_idempotent(statement text, VARIADIC tables regclass[]) */
+Datum
+pgi_assert_idempotent(PG_FUNCTION_ARGS)
+{
+	Oid			extschema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	char	   *statement;
+	ArrayType  *tables;
+	Datum	   *relids;
+	bool	   *relnulls;
+	int			nrels;
+	PgiRelation **rels;
+	char	  **before;
+	StringInfoData detail;
+	int			nchanged = 0;
+	int			i;
+	int			j;
+
+	pgi_require_arg(fcinfo, 0, "statement");
+	pgi_require_arg(fcinfo, 1, "tables");
+	statement = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tables = PG_GETARG_ARRAYTYPE_P(1);
+
+	/* nothing to run proves nothing: most likely a mistake in the caller */
+	if (pg_parse_query(statement) == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"statement\" contains no SQL statement")));
+
+	deconstruct_array(tables, REGCLASSOID, sizeof(Oid), true, TYPALIGN_INT,
+					  &relids, &relnulls, &nrels);
+	if (nrels == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"tables\" must not be empty"),
+				 errhint("Name the tables the statement writes to.")));
+	for (i = 0; i < nrels; i++)
+	{
+		if (relnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"tables\" must not contain nulls")));
+	}
+
+	/* resolve and lock every table before anything runs; skip repeats */
+	rels = palloc0(sizeof(PgiRelation *) * nrels);
+	for (i = 0; i < nrels; i++)
+	{
+		for (j = 0; j < i; j++)
+			if (rels[j] != NULL &&
+				rels[j]->relid == DatumGetObjectId(relids[i]))
+				break;
+		if (j == i)
+			rels[i] = pgi_relation_open(DatumGetObjectId(relids[i]),
+										PGI_REL_READ, "tables");
+	}
+
+	/* the DETAIL must outlive SPI_finish */
+	initStringInfo(&detail);
+
+	SPI_connect();
+
+	run_statement(statement);
+	before = palloc0(sizeof(char *) * nrels);
+	for (i = 0; i < nrels; i++)
+		if (rels[i] != NULL)
+			before[i] = fingerprint_relation(rels[i], extschema, false);
+
+	run_statement(statement);
+	for (i = 0; i < nrels; i++)
+	{
+		if (rels[i] == NULL ||
+			strcmp(before[i], fingerprint_relation(rels[i], extschema, false)) == 0)
+			continue;
+		if (nchanged++ > 0)
+			appendStringInfoChar(&detail, '\n');
+		appendStringInfo(&detail, "Table \"%s\" changed on the second run.",
+						 rels[i]->displayname);
+	}
+
+	SPI_finish();
+
+	if (nchanged > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ASSERT_FAILURE),
+				 errmsg("statement is not idempotent"),
+				 errdetail_internal("%s", detail.data),
+				 errhint("Make the statement write only what is missing or different, for example with idempotent_upsert or INSERT ... ON CONFLICT DO NOTHING.")));
+
+	PG_RETURN_VOID();
+}
