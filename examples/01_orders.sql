@@ -79,5 +79,5 @@ BEGIN
 EXCEPTION WHEN assert_failure THEN
 	RAISE NOTICE 'a blind INSERT is caught: %', SQLERRM;
 END $$;
-SELECT assert_idempotent($$SELECT * FROM idempotent_upsert('orders', 'orders_staging')$$, 'orders');
+SELECT assert_idempotent($$SELECT * FROM idempotent_upsert('orders', 'orders_staging')$$, 'orders') \g /dev/null
 \echo 'The idempotent_upsert of the same batch passes the same check.'
