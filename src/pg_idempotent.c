@@ -4,9 +4,10 @@
  *	  Module entry point of pg_idempotent.
  *
  * The operations live one per file (upsert.c, keys.c, fingerprint.c, ...)
- * over the shared layer in relation.c and sqlbuild.c; this file only
- * declares the module.  No state is kept across calls: every operation
- * resolves what it needs from the catalogs inside the caller's transaction.
+ * over the shared layer in relation.c and sqlbuild.c; this file declares the
+ * module and asks each capability that has settings to define them.  No
+ * other state is kept across calls: every operation resolves what it needs
+ * from the catalogs inside the caller's transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,4 +15,14 @@
 
 #include "fmgr.h"
 
+#include "pg_idempotent.h"
+
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	/* one line per capability with settings: pgi_<capability>_init(); */
+}
