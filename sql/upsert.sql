@@ -199,3 +199,8 @@ INSERT INTO staging VALUES (500, 1, 1, '2025-03-01', 'rolled back');
 SELECT * FROM idempotent_upsert('orders', 'staging');
 ROLLBACK;
 SELECT count(*) AS rolled_back_rows FROM orders WHERE id = 500;
+
+-- a temp table as the target
+CREATE TEMP TABLE scratch (id int PRIMARY KEY, v text);
+SELECT * FROM idempotent_upsert_query('scratch', 'SELECT g AS id, ''v'' || g AS v FROM generate_series(1, 3) g');
+SELECT * FROM idempotent_upsert_query('scratch', 'SELECT g AS id, ''v'' || g AS v FROM generate_series(1, 3) g');

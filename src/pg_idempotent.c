@@ -25,4 +25,5 @@ void
 _PG_init(void)
 {
 	/* one line per capability with settings: pgi_<capability>_init(); */
+	pgi_runtime_init();
 }

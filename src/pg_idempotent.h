@@ -106,6 +106,9 @@ extern void pgi_require_arg(FunctionCallInfo fcinfo, int argno,
 extern void pgi_return_row(FunctionCallInfo fcinfo, Datum *values,
 						   bool *nulls);
 
+/* runtime.c */
+extern void pgi_runtime_init(void);
+
 /* encode.c: the canonical, settings-independent encoding of a value */
 extern void pgi_encode_value(StringInfo buf, Datum value, bool isnull,
 							 Oid typid);
