@@ -135,3 +135,21 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION assert_idempotent(pg_catalog.text, pg_catalog.regclass[]) IS
 'run a statement twice and fail if the second run changed any of the tables';
+
+-- 7. Logical run time
+
+CREATE FUNCTION run_time()
+RETURNS pg_catalog.timestamptz
+AS 'MODULE_PATHNAME', 'pgi_run_time'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION run_time() IS
+'the logical time of the pipeline run (setting pg_idempotent.run_time), for use in place of now() in loaded data';
+
+CREATE FUNCTION run_date()
+RETURNS pg_catalog.date
+AS 'MODULE_PATHNAME', 'pgi_run_date'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION run_date() IS
+'the UTC calendar date of run_time()';
