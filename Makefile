@@ -18,7 +18,10 @@ ISOLATION = $(sort $(patsubst test/isolation/specs/%.spec,%,$(wildcard test/isol
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -I$(srcdir)/src
+# -Wextra minus unused-parameter: the server's own inline functions (list.h,
+# bufpage.h) and every V1 function that ignores fcinfo would trip it.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
+SHLIB_LINK += $(if $(filter openssl,$(with_ssl)),-lcrypto)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)

@@ -108,15 +108,25 @@ get_key_cache(FunctionCallInfo fcinfo, int nargs)
 	return cache;
 }
 
-/* The fixed start of every message: the domain, then the argument count. */
+/*
+ * The fixed start of every message: the domain, then the argument count.
+ * Written with plain stores rather than resetStringInfo and two
+ * appendBinaryStringInfo calls: this runs once per key, and like encode.c
+ * we keep the buffer as a byte string, not NUL-terminated.
+ */
+#define KEY_PREFIX_LEN	(sizeof(KEY_DOMAIN) - 1 + sizeof(uint32))
+
 static void
 start_message(StringInfo buf, uint32 nargs)
 {
 	uint32		be = pg_hton32(nargs);
 
-	resetStringInfo(buf);
-	appendBinaryStringInfo(buf, KEY_DOMAIN, sizeof(KEY_DOMAIN) - 1);
-	appendBinaryStringInfo(buf, (char *) &be, sizeof(be));
+	buf->len = 0;
+	if (unlikely(buf->maxlen <= (int) KEY_PREFIX_LEN))
+		enlargeStringInfo(buf, KEY_PREFIX_LEN);
+	memcpy(buf->data, KEY_DOMAIN, sizeof(KEY_DOMAIN) - 1);
+	memcpy(buf->data + sizeof(KEY_DOMAIN) - 1, &be, sizeof(be));
+	buf->len = KEY_PREFIX_LEN;
 }
 
 static void
