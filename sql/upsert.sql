@@ -204,3 +204,9 @@ SELECT count(*) AS rolled_back_rows FROM orders WHERE id = 500;
 CREATE TEMP TABLE scratch (id int PRIMARY KEY, v text);
 SELECT * FROM idempotent_upsert_query('scratch', 'SELECT g AS id, ''v'' || g AS v FROM generate_series(1, 3) g');
 SELECT * FROM idempotent_upsert_query('scratch', 'SELECT g AS id, ''v'' || g AS v FROM generate_series(1, 3) g');
+
+-- a first load with identical duplicate rows and on_duplicate => 'last'
+-- folds them, as into a table that has rows
+CREATE TABLE events_copy (LIKE events INCLUDING ALL);
+SELECT * FROM idempotent_upsert('events_copy', 'events_in', on_duplicate => 'last');
+SELECT * FROM events_copy;

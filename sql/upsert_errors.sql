@@ -144,3 +144,14 @@ DROP ROLE regress_upsert_reader, regress_upsert_writer;
 
 -- nothing above wrote anything
 SELECT id, a, v FROM target ORDER BY id;
+
+-- into an empty table the first load inserts optimistically; duplicate and
+-- null keys there still get the same answers, and nothing is left behind
+CREATE TABLE empty_target (id int PRIMARY KEY, a text, v int);
+CREATE TEMP TABLE dups2 (id int, a text, v int);
+INSERT INTO dups2 VALUES (1, 'a', 1), (2, 'b', 1), (2, 'b', 1);
+SELECT pg_temp.err($$SELECT idempotent_upsert('empty_target', 'dups2')$$);
+CREATE TEMP TABLE nulls2 (id int, a text, v int);
+INSERT INTO nulls2 VALUES (1, 'a', 1), (NULL, 'b', 1);
+SELECT pg_temp.err($$SELECT idempotent_upsert('empty_target', 'nulls2')$$);
+SELECT count(*) AS rows_left_behind FROM empty_target;

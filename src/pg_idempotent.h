@@ -101,6 +101,8 @@ extern int	pgi_spi_run(const char *sql, const PgiParams *params,
 extern int64 pgi_spi_int8(int row, int col);
 extern char *pgi_spi_text(int row, int col);
 
+extern int	pgi_run_in_subxact(void (*fn) (void *arg), void *arg,
+							   const int *catch_codes);
 extern void pgi_require_arg(FunctionCallInfo fcinfo, int argno,
 							const char *argname);
 extern void pgi_return_row(FunctionCallInfo fcinfo, Datum *values,
@@ -127,5 +129,28 @@ extern void pgi_encode_datum(StringInfo buf, PgiEncoder *enc, Datum value,
 
 #define PGI_SHA256_LEN 32
 extern void pgi_sha256(const char *data, size_t len, uint8 *digest);
+
+/*
+ * sqlbuild.c: a statement prepared once per backend, for the ledger and
+ * checkpoints.  sql names the extension's schema as @extschema@.
+ */
+#define PGI_PLAN_MAXARGS 8
+
+typedef struct PgiCachedPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[PGI_PLAN_MAXARGS];
+	Oid			nspid;			/* schema it was prepared for */
+	struct _SPI_plan *plan;		/* NULL until first use */
+} PgiCachedPlan;
+
+extern struct _SPI_plan *pgi_cached_plan(PgiCachedPlan *cp, Oid nspid);
+extern int	pgi_spi_run_plan(PgiCachedPlan *cp, Oid nspid, Datum *values,
+							 const char *nulls, bool read_only, long tcount,
+							 int expected);
+
+/* replace.c: settings of replace_partition and friends */
+extern void pgi_replace_init(void);
 
 #endif							/* PG_IDEMPOTENT_H */

@@ -19,12 +19,15 @@
 
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "access/xact.h"
 #include "catalog/pg_operator.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
@@ -288,4 +291,120 @@ pgi_return_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 	rsinfo->setResult = store;
 	rsinfo->setDesc = tupdesc;
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Statements prepared once per backend and kept (SPI_keepplan), for the
+ * operations called once per message (the ledger, checkpoints), where
+ * parsing and planning would cost more than the work.  The text names the
+ * extension's schema as @extschema@; the plan is prepared for the schema
+ * the calling function lives in (the extension is not relocatable, so its
+ * tables are there too) and prepared again if that ever changes (the
+ * extension dropped and created in another schema).  A table dropped and
+ * created again under the same name is handled by the plan cache itself.
+ * Must be called between SPI_connect and SPI_finish.
+ */
+struct _SPI_plan *
+pgi_cached_plan(PgiCachedPlan *cp, Oid nspid)
+{
+	if (cp->plan != NULL && cp->nspid == nspid)
+		return cp->plan;
+	if (cp->plan != NULL)
+	{
+		SPI_freeplan(cp->plan);
+		cp->plan = NULL;
+	}
+	{
+		const char *schema = quote_identifier(get_namespace_name(nspid));
+		StringInfoData sql;
+		const char *p = cp->sql;
+		const char *hit;
+		SPIPlanPtr	plan;
+
+		initStringInfo(&sql);
+		while ((hit = strstr(p, "@extschema@")) != NULL)
+		{
+			appendBinaryStringInfo(&sql, p, hit - p);
+			appendStringInfoString(&sql, schema);
+			p = hit + strlen("@extschema@");
+		}
+		appendStringInfoString(&sql, p);
+		plan = SPI_prepare(sql.data, cp->nargs, (Oid *) cp->argtypes);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare statement: %s: %s",
+				 SPI_result_code_string(SPI_result), sql.data);
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep prepared statement");
+		cp->plan = plan;
+		cp->nspid = nspid;
+	}
+	return cp->plan;
+}
+
+/* Run a cached plan with its parameters (nulls as for SPI: ' ' or 'n'). */
+int
+pgi_spi_run_plan(PgiCachedPlan *cp, Oid nspid, Datum *values,
+				 const char *nulls, bool read_only, long tcount,
+				 int expected)
+{
+	int			ret;
+
+	ret = SPI_execute_plan(pgi_cached_plan(cp, nspid), values, nulls,
+						   read_only, tcount);
+	if (ret != expected)
+		elog(ERROR, "unexpected SPI result %s for: %s",
+			 SPI_result_code_string(ret), cp->sql);
+	return ret;
+}
+
+/*
+ * Run fn(arg) in an internal subtransaction.  If it fails with one of the
+ * SQLSTATEs in catch_codes (a zero-terminated array), the subtransaction is
+ * rolled back, undoing everything fn wrote, and that SQLSTATE is returned;
+ * any other error propagates.  Returns 0 when fn succeeded.
+ *
+ * This is how an operation tries an optimistic fast path (a plain INSERT
+ * where a concurrent session might insert the same key) and falls back to
+ * the safe one without the caller ever seeing the first attempt's error.
+ * The caller must be connected to SPI; SPI statements fn runs see the
+ * subtransaction's own changes.
+ */
+int
+pgi_run_in_subxact(void (*fn) (void *arg), void *arg, const int *catch_codes)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int caught = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		const int  *code;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		for (code = catch_codes; *code != 0; code++)
+		{
+			if (edata->sqlerrcode == *code)
+				caught = *code;
+		}
+		FreeErrorData(edata);
+		if (caught == 0)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return caught;
 }

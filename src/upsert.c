@@ -34,7 +34,6 @@
 #include "postgres.h"
 
 #include "access/stratnum.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -44,9 +43,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/plancache.h"
-#include "utils/resowner.h"
 
 #include "pg_idempotent.h"
 
@@ -621,78 +618,110 @@ write_all_rows_safely(UpsertPlan *plan, int64 *inserted, int64 *updated)
 	*updated = pgi_spi_int8(0, 2);
 }
 
-/*
- * One attempt at step 3, in a subtransaction so that a unique violation or
- * deadlock can be undone.  Returns false when the attempt was rolled back
- * and is worth repeating the safe way; any other error propagates.
- */
-static bool
-try_write(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
-		  bool safe, bool last_attempt, int64 *inserted, int64 *updated)
+/* What one attempt at writing needs, passed through pgi_run_in_subxact. */
+typedef struct UpsertWrite
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool done = true;
+	UpsertPlan *plan;
+	int64		total;
+	int64		new_rows;
+	int64		changed;
+	bool		safe;
+	int64		inserted;
+	int64		updated;
+} UpsertWrite;
 
-	*inserted = 0;
-	*updated = 0;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		if (safe)
-			write_all_rows_safely(plan, inserted, updated);
-		else
-		{
-			if (changed > 0)
-				*updated = write_updates(plan);
-			if (new_rows > 0)
-				*inserted = write_new_rows(plan, new_rows == total);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		bool		retry;
+static void
+write_once(void *arg)
+{
+	UpsertWrite *w = (UpsertWrite *) arg;
 
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		retry = !last_attempt &&
-			(edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-			 (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && !safe));
-		FreeErrorData(edata);
-		if (!retry)
-			PG_RE_THROW();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		done = false;
+	w->inserted = 0;
+	w->updated = 0;
+	if (w->safe)
+		write_all_rows_safely(w->plan, &w->inserted, &w->updated);
+	else
+	{
+		if (w->changed > 0)
+			w->updated = write_updates(w->plan);
+		if (w->new_rows > 0)
+			w->inserted = write_new_rows(w->plan, w->new_rows == w->total);
 	}
-	PG_END_TRY();
-	return done;
 }
 
 /*
  * Step 3: the fast path first, then the safe path for as long as sessions
- * still on their fast path deadlock against us.
+ * still on their fast path deadlock against us.  The last attempt runs
+ * without catching anything, so its error, if any, is the caller's.
  */
 static void
 write_changes(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
 			  int64 *inserted, int64 *updated)
 {
+	static const int fast_codes[] = {ERRCODE_UNIQUE_VIOLATION,
+	ERRCODE_T_R_DEADLOCK_DETECTED, 0};
+	static const int safe_codes[] = {ERRCODE_T_R_DEADLOCK_DETECTED, 0};
+	static const int no_codes[] = {0};
+	UpsertWrite w;
 	int			attempt;
 
-	for (attempt = 1; attempt <= UPSERT_MAX_ATTEMPTS; attempt++)
+	w.plan = plan;
+	w.total = total;
+	w.new_rows = new_rows;
+	w.changed = changed;
+	for (attempt = 1;; attempt++)
 	{
-		if (try_write(plan, total, new_rows, changed, attempt > 1,
-					  attempt == UPSERT_MAX_ATTEMPTS, inserted, updated))
-			return;
+		w.safe = attempt > 1;
+		if (pgi_run_in_subxact(write_once, &w,
+							   attempt == UPSERT_MAX_ATTEMPTS ? no_codes :
+							   w.safe ? safe_codes : fast_codes) == 0)
+			break;
 		CHECK_FOR_INTERRUPTS();
 	}
+	*inserted = w.inserted;
+	*updated = w.updated;
+}
+
+static void
+first_load_once(void *arg)
+{
+	UpsertWrite *w = (UpsertWrite *) arg;
+
+	w->inserted = write_new_rows(w->plan, true);
+}
+
+/*
+ * A first load into an empty table, optimistically: one plain INSERT of the
+ * whole source, letting the key's unique index and NOT NULL constraints find
+ * what steps 1 and 2 would look for.  If the source turns out to have
+ * duplicate or null keys, or another session is loading the same keys, the
+ * insert is rolled back and the caller takes the general path, which reports
+ * or resolves them.  Only used where the index is sure to catch both: the
+ * key columns are NOT NULL and no version column needs checking.
+ */
+static bool
+try_first_load(UpsertPlan *plan, int64 *inserted)
+{
+	static const int codes[] = {ERRCODE_UNIQUE_VIOLATION,
+	ERRCODE_NOT_NULL_VIOLATION, ERRCODE_T_R_DEADLOCK_DETECTED, 0};
+	UpsertWrite w;
+	ListCell   *lc;
+
+	if (plan->dry_run || plan->version >= 0)
+		return false;
+	foreach(lc, plan->key)
+	{
+		if (!plan->cols.cols[lfirst_int(lc)].notnull)
+			return false;
+	}
+	if (!target_is_empty(plan))
+		return false;
+
+	memset(&w, 0, sizeof(w));
+	w.plan = plan;
+	if (pgi_run_in_subxact(first_load_once, &w, codes) != 0)
+		return false;
+	*inserted = w.inserted;
+	return true;
 }
 
 static void
@@ -731,28 +760,31 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	plan_columns(&plan);
 	plan_key_and_version(&plan, key, version);
 
-	total = check_source(&plan, &counts);
-	if (target_is_empty(&plan))
+	if (!try_first_load(&plan, &counts.inserted))
 	{
-		/*
-		 * A first load: every row is new, and the join would only prove it.
-		 * A concurrent insert is still caught by the write's fallback.
-		 */
-		new_rows = total;
-		changed = 0;
-	}
-	else
-		classify(&plan, &new_rows, &changed, &counts.stale);
+		total = check_source(&plan, &counts);
+		if (target_is_empty(&plan))
+		{
+			/*
+			 * Every row is new, and the join would only prove it.  A
+			 * concurrent insert is still caught by the write's fallback.
+			 */
+			new_rows = total;
+			changed = 0;
+		}
+		else
+			classify(&plan, &new_rows, &changed, &counts.stale);
 
-	if (plan.dry_run)
-	{
-		counts.inserted = new_rows;
-		counts.updated = changed;
+		if (plan.dry_run)
+		{
+			counts.inserted = new_rows;
+			counts.updated = changed;
+		}
+		else if (new_rows > 0 || changed > 0)
+			write_changes(&plan, total, new_rows, changed,
+						  &counts.inserted, &counts.updated);
+		counts.unchanged = Max(total - counts.inserted - counts.updated - counts.stale, 0);
 	}
-	else if (new_rows > 0 || changed > 0)
-		write_changes(&plan, total, new_rows, changed,
-					  &counts.inserted, &counts.updated);
-	counts.unchanged = Max(total - counts.inserted - counts.updated - counts.stale, 0);
 
 	values[0] = Int64GetDatum(counts.inserted);
 	values[1] = Int64GetDatum(counts.updated);
