@@ -5,17 +5,18 @@
 #   make demo              the same set-up, then the example pipelines, each run twice
 #   make bench             benchmarks on a throwaway cluster (prints ratios to raw SQL)
 
-EXTENSION = pg_idempotent
+# pg_idempotent, and pg_idempotent_tap (pgTAP assertions, SQL only)
+EXTENSION = pg_idempotent pg_idempotent_tap
 EXTVERSION = 0.1.0
-MODULE_big = $(EXTENSION)
+MODULE_big = pg_idempotent
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+DATA = $(wildcard sql/pg_idempotent--*.sql sql/pg_idempotent_tap--*.sql)
 
 # pg_regress inputs are every sql/*.sql that is not an install or upgrade script
-REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out $(DATA),$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=pg_idempotent
 ISOLATION = $(sort $(patsubst test/isolation/specs/%.spec,%,$(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --load-extension=$(EXTENSION)
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --load-extension=pg_idempotent
 
 PG_CPPFLAGS = -I$(srcdir)/src
 # -Wextra minus unused-parameter: the server's own inline functions (list.h,
