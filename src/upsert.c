@@ -6,8 +6,9 @@
  *
  * The work is split so that a replay only reads:
  *
- *	1. check the source: one aggregate over it, grouped by key, counts its
- *	   rows, null keys, null versions and duplicate keys;
+ *	1. check the source: one aggregate over it counts its rows, null keys,
+ *	   null versions and distinct keys (the duplicated keys themselves are
+ *	   only looked for when there are some);
  *	2. classify: one aggregate over source LEFT JOIN target counts the rows
  *	   that are new, changed (by binary image, or by a greater version),
  *	   stale and unchanged.  Nothing is locked;
@@ -24,6 +25,11 @@
  * duplicate-key error.  Sessions that write in key order cannot deadlock
  * against each other; the retries only cover sessions still on their first
  * attempt.
+ *
+ * A first load into an empty table skips steps 1 and 2: it tries one plain
+ * INSERT of the whole source in a subtransaction, and only if the key's
+ * unique index or NOT NULL constraint objects does it roll back and take
+ * the steps above, which then say what was wrong with the source.
  *
  * Every statement is set-based and streamed by the executor: no source or
  * target row is ever held in this backend's memory, and counts come back as
