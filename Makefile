@@ -4,6 +4,8 @@
 #   make test              install what is missing, build, install, run every suite
 #   make demo              the same set-up, then the example pipelines, each run twice
 #   make bench             benchmarks on a throwaway cluster (prints ratios to raw SQL)
+#   make fuzz              random calls (and sqlsmith) for FUZZ_SECONDS; fails on a crash
+#   make test-valgrind     the pg_regress suite under valgrind memcheck
 
 # pg_idempotent, and pg_idempotent_tap (pgTAP assertions, SQL only)
 EXTENSION = pg_idempotent pg_idempotent_tap
@@ -37,7 +39,7 @@ all:
 	@exit 1
 endif
 
-.PHONY: deps test demo bench
+.PHONY: deps test demo bench fuzz test-valgrind
 
 deps:
 	test/deps
@@ -56,3 +58,13 @@ bench: deps
 	$(MAKE) all
 	$(MAKE) install
 	bench/run
+
+fuzz: deps
+	$(MAKE) all
+	$(MAKE) install
+	test/fuzz/run
+
+test-valgrind: deps
+	$(MAKE) all
+	$(MAKE) install
+	test/valgrind/run

@@ -76,6 +76,9 @@ extern void pgi_append_column(StringInfo buf, const char *alias,
 extern void pgi_append_column_list(StringInfo buf, const char *alias,
 								   const PgiColumnList *cols, List *indexes);
 extern void pgi_append_type(StringInfo buf, Oid typid, int32 typmod);
+extern void pgi_append_assignment_cast(StringInfo buf, const char *alias,
+									   const PgiColumn *col, Oid typid,
+									   int32 typmod);
 extern void pgi_append_operator(StringInfo buf, Oid opno);
 extern void pgi_append_key_match(StringInfo buf, const char *left,
 								 const char *right, const PgiColumnList *cols,

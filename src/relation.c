@@ -19,9 +19,12 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -100,6 +103,44 @@ pgi_column_index(const PgiColumnList *list, const char *name)
 }
 
 /*
+ * Refuse, before locking, a caller who could not take the lock with a
+ * statement of their own: ROW EXCLUSIVE needs INSERT, UPDATE, DELETE or
+ * TRUNCATE on the table, or INSERT or UPDATE on one of its columns (what an
+ * INSERT or UPDATE of those columns would take); ACCESS SHARE needs SELECT
+ * on the table or on one of its columns.  Without this, a role with no privilege at all could hold a
+ * lock on someone else's table for as long as its transaction stays open.
+ * What each statement needs beyond that is checked when it runs.
+ */
+static void
+check_lock_privilege(Oid relid, PgiRelUse use)
+{
+	Oid			userid = GetUserId();
+	char		relkind;
+
+	relkind = get_rel_relkind(relid);
+	if (relkind == '\0')
+		return;					/* no such relation: try_relation_open says so */
+	if (use == PGI_REL_WRITE)
+	{
+		if (pg_class_aclmask(relid, userid,
+							 ACL_INSERT | ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE,
+							 ACLMASK_ANY) != 0 ||
+			pg_attribute_aclcheck_all(relid, userid, ACL_INSERT | ACL_UPDATE,
+									  ACLMASK_ANY) == ACLCHECK_OK)
+			return;
+	}
+	else
+	{
+		if (pg_class_aclmask(relid, userid, ACL_SELECT, ACLMASK_ANY) != 0 ||
+			pg_attribute_aclcheck_all(relid, userid, ACL_SELECT,
+									  ACLMASK_ANY) == ACLCHECK_OK)
+			return;
+	}
+	aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(relkind),
+				   get_rel_name(relid));
+}
+
+/*
  * Open, lock and describe the relation behind a regclass argument.
  *
  * A target is locked ROW EXCLUSIVE (the mode its own INSERT and UPDATE
@@ -116,6 +157,7 @@ pgi_relation_open(Oid relid, PgiRelUse use, const char *argname)
 	char		relkind;
 	bool		ok;
 
+	check_lock_privilege(relid, use);
 	rel = try_relation_open(relid, lockmode);
 	if (rel == NULL)
 		ereport(ERROR,

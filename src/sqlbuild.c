@@ -24,6 +24,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -85,6 +86,55 @@ pgi_append_type(StringInfo buf, Oid typid, int32 typmod)
 						   format_type_extended(typid, typmod,
 												FORMAT_TYPE_TYPEMOD_GIVEN |
 												FORMAT_TYPE_FORCE_QUALIFY));
+}
+
+/*
+ * alias.col converted to typid/typmod as an INSERT would convert it: with
+ * assignment, not explicit, semantics.  CAST(x AS varchar(3)) silently
+ * truncates, where assigning a longer value to a varchar(3) column is an
+ * error (22001), so a length coercion is written as a call of the type's
+ * length coercion function with isExplicit false, as the parser itself
+ * builds it for an INSERT.
+ */
+void
+pgi_append_assignment_cast(StringInfo buf, const char *alias,
+						   const PgiColumn *col, Oid typid, int32 typmod)
+{
+	Oid			basetype = typid;
+	int32		basetypmod = typmod;
+	Oid			funcid = InvalidOid;
+
+	/* a domain over varchar(3) carries its length in the domain, not the column */
+	if (typmod < 0)
+		basetype = getBaseTypeAndTypmod(typid, &basetypmod);
+
+	if (basetypmod >= 0 &&
+		find_typmod_coercion_function(basetype, &funcid) == COERCION_PATH_FUNC &&
+		get_func_nargs(funcid) == 3)
+	{
+		if (basetype != typid)
+			appendStringInfoString(buf, "CAST(");
+		appendStringInfo(buf, "%s.",
+						 quote_identifier(get_namespace_name(get_func_namespace(funcid))));
+		pgi_append_ident(buf, get_func_name(funcid));
+		appendStringInfoString(buf, "(CAST(");
+		pgi_append_column(buf, alias, col);
+		appendStringInfoString(buf, " AS ");
+		pgi_append_type(buf, basetype, -1);
+		appendStringInfo(buf, "), %d, false)", basetypmod);
+		if (basetype != typid)
+		{
+			appendStringInfoString(buf, " AS ");
+			pgi_append_type(buf, typid, typmod);
+			appendStringInfoChar(buf, ')');
+		}
+		return;
+	}
+	appendStringInfoString(buf, "CAST(");
+	pgi_append_column(buf, alias, col);
+	appendStringInfoString(buf, " AS ");
+	pgi_append_type(buf, typid, typmod);
+	appendStringInfoChar(buf, ')');
 }
 
 /* OPERATOR(schema.name), from the operator's OID */
@@ -329,7 +379,9 @@ pgi_cached_plan(PgiCachedPlan *cp, Oid nspid)
 			p = hit + strlen("@extschema@");
 		}
 		appendStringInfoString(&sql, p);
-		plan = SPI_prepare(sql.data, cp->nargs, (Oid *) cp->argtypes);
+		/* generic plans: the statements are index lookups whatever the values */
+		plan = SPI_prepare_cursor(sql.data, cp->nargs, (Oid *) cp->argtypes,
+								  CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare statement: %s: %s",
 				 SPI_result_code_string(SPI_result), sql.data);
@@ -390,20 +442,29 @@ pgi_run_in_subxact(void (*fn) (void *arg), void *arg, const int *catch_codes)
 		ErrorData  *edata;
 		const int  *code;
 
+		/*
+		 * Roll the subtransaction back before anything else, whether or not
+		 * the error is ours to absorb: an error that propagates with our
+		 * subtransaction still open would leave the caller's own exception
+		 * handling (a PL/pgSQL EXCEPTION block, a savepoint) one level off,
+		 * which corrupts the transaction state.  This is what PL/pgSQL's
+		 * exec_stmt_block does too.
+		 */
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
 		for (code = catch_codes; *code != 0; code++)
 		{
 			if (edata->sqlerrcode == *code)
 				caught = *code;
 		}
-		FreeErrorData(edata);
 		if (caught == 0)
-			PG_RE_THROW();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+			ReThrowError(edata);
+		FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	return caught;

@@ -75,7 +75,7 @@ typedef struct UpsertPlan
 	UpsertSource *source;
 	PgiColumnList cols;			/* target columns the source supplies */
 	List	   *key;			/* positions in cols */
-	List	   *upd;			/* positions in cols, not in the key */
+	List	   *upd;			/* positions in cols compared and set: all */
 	int			version;		/* position in cols, or -1 */
 	bool		keep_last;		/* on_duplicate => 'last' */
 	bool		dry_run;
@@ -163,11 +163,8 @@ plan_columns(UpsertPlan *plan)
 		if (scol->typid != tcol->typid ||
 			(tcol->typmod >= 0 && scol->typmod != tcol->typmod))
 		{
-			appendStringInfoString(&sel, "CAST(");
-			pgi_append_column(&sel, "s0", scol);
+			pgi_append_assignment_cast(&sel, "s0", scol, tcol->typid, tcol->typmod);
 			appendStringInfoString(&sel, " AS ");
-			pgi_append_type(&sel, tcol->typid, tcol->typmod);
-			appendStringInfoString(&sel, ") AS ");
 			pgi_append_ident(&sel, tcol->name);
 		}
 		else
@@ -199,12 +196,17 @@ plan_key_and_version(UpsertPlan *plan, ArrayType *key, const char *version)
 		plan->key = lappend_int(plan->key, pos);
 	}
 
+	/*
+	 * A matched row is compared, and overwritten, in every source column,
+	 * the key's included: key values equal under the index's operator can
+	 * still differ in image (1.5 and 1.500, 'A' and 'a' under a
+	 * case-insensitive collation), and the table must end holding exactly
+	 * what the source says.  Setting a key column to a binary-identical
+	 * value does not stop a HOT update.
+	 */
 	plan->upd = NIL;
 	for (i = 0; i < plan->cols.ncols; i++)
-	{
-		if (!list_member_int(plan->key, i))
-			plan->upd = lappend_int(plan->upd, i);
-	}
+		plan->upd = lappend_int(plan->upd, i);
 
 	plan->version = -1;
 	if (version != NULL)
@@ -851,7 +853,7 @@ single_select(const char *query)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("query must be a SELECT statement"),
-				 errdetail("It is a %s statement.",
+				 errdetail("The statement is %s.",
 						   GetCommandTagName(CreateCommandTag(stmt->stmt)))));
 	if (stmt->stmt_len > 0)
 		return pnstrdup(query + stmt->stmt_location, stmt->stmt_len);
@@ -886,7 +888,8 @@ pgi_idempotent_upsert_query(PG_FUNCTION_ARGS)
 	source->columns = pgi_columns_from_tupdesc(ps->resultDesc);
 	for (i = 0; i < source->columns.ncols; i++)
 		source->columns.cols[i].attnum = 0;
-	appendStringInfo(&source->from, "(%s) s0", query);
+	/* the newline ends a trailing -- comment before our closing paren */
+	appendStringInfo(&source->from, "(%s\n) s0", query);
 	SPI_freeplan(prepared);
 
 	upsert_run(fcinfo, target, source);
