@@ -26,4 +26,5 @@ _PG_init(void)
 {
 	/* one line per capability with settings: pgi_<capability>_init(); */
 	pgi_runtime_init();
+	pgi_replace_init();
 }

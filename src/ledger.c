@@ -1,0 +1,1269 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger.c
+ *	  The dedup ledger: named sets of processed keys, each with a status,
+ *	  kept in the extension's own tables (pgi_ledger, pgi_ledger_key).
+ *
+ * Two ways to use a ledger:
+ *
+ *	- ledger_record / ledger_record_batch: check-and-record in one
+ *	  statement (INSERT ... ON CONFLICT DO NOTHING), called in the same
+ *	  transaction as the write it guards.  A rollback forgets the record.
+ *
+ *	- ledger_enqueue / ledger_claim / ledger_claim_next / ledger_complete /
+ *	  ledger_fail / ledger_heartbeat: work whose effects leave the database,
+ *	  done by workers that hold a lease on a key.  Every claim draws a new
+ *	  fencing token from one sequence, so tokens of one key strictly
+ *	  increase across takeovers (and are unique across all keys): a worker
+ *	  whose token is no longer the key's token changes nothing.
+ *
+ * The state machine lives in one place, the transitions[] table below, and
+ * every function decides through ledger_transition().  The set-based
+ * statements (claim_next, the fast path of complete) take the states they
+ * may move a key from out of the same table.
+ *
+ * Time: leases are measured with the wall clock at the call
+ * (GetCurrentTimestamp(), which is clock_timestamp()), taken once per call,
+ * not with the transaction's start (now()).  A worker that claims late in
+ * a long transaction still gets its whole lease, and a claimer inside a
+ * long transaction does not take leases for live that have run out.
+ *
+ * Invariants of pgi_ledger_key kept here:
+ *	- available_at is when a key can next be claimed: its creation for a
+ *	  pending key, its failure for a failed key, the end of the lease for a
+ *	  processing key, and NULL for done and dead keys (which are never
+ *	  claimed).  A partial index on (ledger_id, available_at) serves
+ *	  claim_next, oldest first; another on (ledger_id, updated_at) over done
+ *	  and dead keys serves ledger_prune.
+ *	- token is the token of the last claim (NULL before the first).
+ *	- attempts counts claims: a lease that runs out counts as an attempt.
+ *
+ * Every statement is prepared once per backend (pgi_cached_plan) and runs
+ * with the caller's rights: the caller needs privileges on the tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "pg_idempotent.h"
+
+PG_FUNCTION_INFO_V1(pgi_ledger_create);
+PG_FUNCTION_INFO_V1(pgi_ledger_drop);
+PG_FUNCTION_INFO_V1(pgi_ledger_record);
+PG_FUNCTION_INFO_V1(pgi_ledger_record_batch);
+PG_FUNCTION_INFO_V1(pgi_ledger_enqueue);
+PG_FUNCTION_INFO_V1(pgi_ledger_claim);
+PG_FUNCTION_INFO_V1(pgi_ledger_claim_next);
+PG_FUNCTION_INFO_V1(pgi_ledger_complete);
+PG_FUNCTION_INFO_V1(pgi_ledger_fail);
+PG_FUNCTION_INFO_V1(pgi_ledger_heartbeat);
+PG_FUNCTION_INFO_V1(pgi_ledger_status);
+PG_FUNCTION_INFO_V1(pgi_ledger_stats);
+PG_FUNCTION_INFO_V1(pgi_ledger_prune);
+
+/* ----------------------------------------------------------------
+ * The state machine
+ * ----------------------------------------------------------------
+ */
+typedef enum LedgerStatus
+{
+	LS_ABSENT,					/* the key is not in the ledger */
+	LS_PENDING,
+	LS_PROCESSING,
+	LS_DONE,
+	LS_FAILED,
+	LS_DEAD,
+	LS_COUNT
+} LedgerStatus;
+
+static const char *const status_names[LS_COUNT] = {
+	"absent", "pending", "processing", "done", "failed", "dead"
+};
+
+typedef enum LedgerEvent
+{
+	LE_RECORD,
+	LE_ENQUEUE,
+	LE_CLAIM,
+	LE_COMPLETE,
+	LE_FAIL,
+	LE_HEARTBEAT,
+	LE_COUNT
+} LedgerEvent;
+
+static const char *const event_verbs[LE_COUNT] = {
+	"record", "enqueue", "claim", "complete", "fail", "heartbeat"
+};
+
+typedef enum LedgerOutcome
+{
+	LO_ILLEGAL = 0,				/* 55000 */
+	LO_MOVE,					/* change to .to */
+	LO_NOOP,					/* already there: change nothing, succeed */
+	LO_REFUSE					/* change nothing, report (busy, no lease) */
+} LedgerOutcome;
+
+typedef struct LedgerTransition
+{
+	LedgerOutcome outcome;
+	LedgerStatus to;
+} LedgerTransition;
+
+#define ILLEGAL {LO_ILLEGAL, LS_ABSENT}
+#define MOVE(s) {LO_MOVE, s}
+#define NOOP {LO_NOOP, LS_ABSENT}
+#define REFUSE {LO_REFUSE, LS_ABSENT}
+
+/*
+ * transitions[event][from].  Notes on the entries that are not obvious:
+ *	- record and enqueue of a known key change nothing (the key was seen);
+ *	- claim of a processing key moves it only when its lease has run out
+ *	  (a takeover, with a new token); with a live lease it is "busy";
+ *	  claim of done or dead keys reports them;
+ *	- complete and fail run only with the key's current token (checked
+ *	  before this table); repeating them is a no-op;
+ *	- fail moves to failed, or to dead once attempts reach max_attempts
+ *	  (ledger_transition decides);
+ *	- heartbeat extends a processing key's lease and refuses otherwise.
+ */
+static const LedgerTransition transitions[LE_COUNT][LS_COUNT] = {
+	/* absent, pending, processing, done, failed, dead */
+	[LE_RECORD] = {MOVE(LS_DONE), NOOP, NOOP, NOOP, NOOP, NOOP},
+	[LE_ENQUEUE] = {MOVE(LS_PENDING), NOOP, NOOP, NOOP, NOOP, NOOP},
+	[LE_CLAIM] = {MOVE(LS_PROCESSING), MOVE(LS_PROCESSING),
+	MOVE(LS_PROCESSING), NOOP, MOVE(LS_PROCESSING), NOOP},
+	[LE_COMPLETE] = {ILLEGAL, ILLEGAL, MOVE(LS_DONE), NOOP, ILLEGAL, ILLEGAL},
+	[LE_FAIL] = {ILLEGAL, ILLEGAL, MOVE(LS_FAILED), ILLEGAL, NOOP, NOOP},
+	[LE_HEARTBEAT] = {REFUSE, REFUSE, MOVE(LS_PROCESSING), REFUSE, REFUSE,
+	REFUSE},
+};
+
+typedef struct LedgerDecision
+{
+	LedgerOutcome outcome;
+	LedgerStatus to;
+} LedgerDecision;
+
+/*
+ * The one place that decides what an event does to a key.  lease_live is
+ * whether a processing key's lease is still running (a claim is then
+ * refused as busy); exhausted is whether the key has used max_attempts
+ * (a failure is then final).  An illegal transition is an error.
+ */
+static LedgerDecision
+ledger_transition(LedgerEvent event, LedgerStatus from, bool lease_live,
+				  bool exhausted, const char *ledger, const char *key)
+{
+	LedgerTransition t = transitions[event][from];
+	LedgerDecision d;
+
+	d.outcome = t.outcome;
+	d.to = t.to;
+	if (t.outcome == LO_ILLEGAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s key \"%s\" of ledger \"%s\": it is %s",
+						event_verbs[event], key, ledger, status_names[from]),
+				 errdetail("Ledger \"%s\", key \"%s\": the transition from %s to %s is not allowed.",
+						   ledger, key, status_names[from],
+						   status_names[event == LE_COMPLETE ? LS_DONE : LS_FAILED])));
+	if (event == LE_CLAIM && from == LS_PROCESSING && lease_live)
+		d.outcome = LO_REFUSE;
+	if (event == LE_FAIL && d.outcome == LO_MOVE && exhausted)
+		d.to = LS_DEAD;
+	return d;
+}
+
+/*
+ * A status as a text Datum, and the statuses an event moves a key from as
+ * a text[] Datum (for the set-based statements), built once per backend.
+ */
+static Datum
+status_text(LedgerStatus status)
+{
+	static Datum cache[LS_COUNT];
+
+	if (cache[status] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		cache[status] = CStringGetTextDatum(status_names[status]);
+		MemoryContextSwitchTo(old);
+	}
+	return cache[status];
+}
+
+static Datum
+statuses_moved_by(LedgerEvent event)
+{
+	static Datum cache[LE_COUNT];
+
+	if (cache[event] == (Datum) 0)
+	{
+		Datum		elems[LS_COUNT];
+		int			n = 0;
+		int			s;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (s = LS_PENDING; s < LS_COUNT; s++)
+		{
+			if (transitions[event][s].outcome == LO_MOVE)
+				elems[n++] = CStringGetTextDatum(status_names[s]);
+		}
+		cache[event] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1,
+													   false, TYPALIGN_INT));
+		MemoryContextSwitchTo(old);
+	}
+	return cache[event];
+}
+
+static LedgerStatus
+status_from_name(const char *name)
+{
+	int			s;
+
+	for (s = LS_PENDING; s < LS_COUNT; s++)
+	{
+		if (strcmp(name, status_names[s]) == 0)
+			return (LedgerStatus) s;
+	}
+	/* only a hand-written row can get here: there is no CHECK constraint */
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("a key of a ledger has the unknown status \"%s\"", name),
+			 errdetail("The statuses are pending, processing, done, failed and dead."),
+			 errhint("Write to the ledger's tables only through the ledger functions.")));
+	return LS_ABSENT;			/* keep compiler quiet */
+}
+
+/* ----------------------------------------------------------------
+ * Statements
+ * ----------------------------------------------------------------
+ */
+#define KEYEQ(alias, p) alias "key OPERATOR(pg_catalog.=) (" p " COLLATE pg_catalog.\"C\")"
+
+static PgiCachedPlan plan_ledger = {
+	"SELECT id, lease, max_attempts, retention FROM @extschema@.pgi_ledger"
+	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")",
+	1, {TEXTOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_create = {
+	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention, created_at)"
+	" VALUES ($1, $2, $3, $4, $5)"
+	" ON CONFLICT (name) DO UPDATE SET lease = EXCLUDED.lease,"
+	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention"
+	" WHERE l.lease OPERATOR(pg_catalog.<>) EXCLUDED.lease"
+	" OR l.max_attempts OPERATOR(pg_catalog.<>) EXCLUDED.max_attempts"
+	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention",
+	5, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_drop = {
+	"DELETE FROM @extschema@.pgi_ledger"
+	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") RETURNING id",
+	1, {TEXTOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_drop_keys = {
+	"DELETE FROM @extschema@.pgi_ledger_key WHERE ledger_id OPERATOR(pg_catalog.=) $1",
+	1, {INT4OID}, InvalidOid, NULL
+};
+
+/* check-and-record: one statement, the ledger joined in */
+static PgiCachedPlan plan_record = {
+	"INSERT INTO @extschema@.pgi_ledger_key"
+	" (ledger_id, key, status, token, fingerprint, created_at, updated_at)"
+	" SELECT l.id, $2, $3, NULL, $4, $5, $5 FROM @extschema@.pgi_ledger l"
+	" WHERE l.name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")"
+	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING 1",
+	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+/* record_batch and enqueue: one statement, each distinct key once, sorted */
+static PgiCachedPlan plan_record_batch = {
+	"INSERT INTO @extschema@.pgi_ledger_key"
+	" (ledger_id, key, status, token, available_at, created_at, updated_at)"
+	" SELECT $1, u.k, $3, NULL, $4, $5, $5 FROM"
+	" (SELECT DISTINCT a.k COLLATE pg_catalog.\"C\" AS k"
+	"  FROM pg_catalog.unnest($2) AS a(k) ORDER BY 1) u"
+	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING key",
+	5, {INT4OID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_peek_key = {
+	"SELECT status, token, attempts, available_at, fingerprint, result"
+	" FROM @extschema@.pgi_ledger_key"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND " KEYEQ("", "$2"),
+	2, {INT4OID, TEXTOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_lock_key = {
+	"SELECT status, token, attempts, available_at, fingerprint, result"
+	" FROM @extschema@.pgi_ledger_key"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND " KEYEQ("", "$2")
+	" FOR UPDATE",
+	2, {INT4OID, TEXTOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_insert_claim = {
+	"INSERT INTO @extschema@.pgi_ledger_key"
+	" (ledger_id, key, status, token, attempts, available_at, fingerprint,"
+	"  created_at, updated_at)"
+	" VALUES ($1, $2, $3, DEFAULT, 1, $4, $5, $6, $6)"
+	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING token",
+	6, {INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_update_claim = {
+	"UPDATE @extschema@.pgi_ledger_key SET status = $3, token = DEFAULT,"
+	" attempts = attempts OPERATOR(pg_catalog.+) 1, available_at = $4,"
+	" fingerprint = COALESCE(fingerprint, $5), updated_at = $6"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND " KEYEQ("", "$2")
+	" RETURNING token, attempts",
+	6, {INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+/*
+ * claim_next: lock up to n claimable keys, oldest first, skipping keys
+ * another worker holds locked, and give each a new token and lease.  The
+ * UPDATE finds the locked rows by key, so a row a concurrent claim changed
+ * since the snapshot is updated in its newest version.  The ledger is read
+ * in the statement (its id as an InitPlan, so the index scan still yields
+ * keys in available_at order and stops after n).
+ */
+static PgiCachedPlan plan_claim_next = {
+	"WITH l AS (SELECT id, lease FROM @extschema@.pgi_ledger"
+	"  WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")),"
+	" c AS (SELECT k.key FROM @extschema@.pgi_ledger_key k"
+	"  WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM l)"
+	"  AND k.available_at OPERATOR(pg_catalog.<=) $3"
+	"  AND k.status OPERATOR(pg_catalog.=) ANY ($4)"
+	"  ORDER BY k.available_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+	" UPDATE @extschema@.pgi_ledger_key k SET status = $5, token = DEFAULT,"
+	" attempts = k.attempts OPERATOR(pg_catalog.+) 1,"
+	" available_at = $3 OPERATOR(pg_catalog.+) (SELECT l.lease FROM l),"
+	" updated_at = $3"
+	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM l)"
+	" AND k.key OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.key FROM c))"
+	" RETURNING k.key, k.token, k.attempts",
+	5, {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTARRAYOID, TEXTOID}, InvalidOid, NULL
+};
+
+/* complete, fast path: the one legal move, with the current token */
+static PgiCachedPlan plan_complete = {
+	"UPDATE @extschema@.pgi_ledger_key k SET status = $4, result = $5,"
+	" available_at = NULL, updated_at = $6"
+	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM @extschema@.pgi_ledger l"
+	"  WHERE l.name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\"))"
+	" AND " KEYEQ("k.", "$2") " AND k.token OPERATOR(pg_catalog.=) $3"
+	" AND k.status OPERATOR(pg_catalog.=) ANY ($7) RETURNING 1",
+	7, {TEXTOID, TEXTOID, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TEXTARRAYOID}, InvalidOid, NULL
+};
+
+/* any other change of one locked key */
+static PgiCachedPlan plan_set = {
+	"UPDATE @extschema@.pgi_ledger_key SET status = $3, result = $4, error = $5,"
+	" available_at = $6, updated_at = $7"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND " KEYEQ("", "$2"),
+	7, {INT4OID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_heartbeat = {
+	"UPDATE @extschema@.pgi_ledger_key SET available_at = $4, updated_at = $5"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND " KEYEQ("", "$2")
+	" AND token OPERATOR(pg_catalog.=) $3"
+	" AND status OPERATOR(pg_catalog.=) ANY ($6) RETURNING 1",
+	6, {INT4OID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_stats = {
+	"SELECT status, pg_catalog.count(*) FROM @extschema@.pgi_ledger_key"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 GROUP BY status",
+	1, {INT4OID}, InvalidOid, NULL
+};
+
+/*
+ * prune: one bounded batch, oldest first, skipping keys someone holds
+ * locked.  The status list must stay the predicate of the partial index
+ * pgi_ledger_key_finished, or the index cannot be used.
+ */
+static PgiCachedPlan plan_prune = {
+	"WITH d AS (SELECT k.key FROM @extschema@.pgi_ledger_key k"
+	"  WHERE k.ledger_id OPERATOR(pg_catalog.=) $1"
+	"  AND k.status OPERATOR(pg_catalog.=) ANY ('{done,dead}'::pg_catalog.text[])"
+	"  AND k.updated_at OPERATOR(pg_catalog.<) $2"
+	"  ORDER BY k.updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+	" DELETE FROM @extschema@.pgi_ledger_key k"
+	" WHERE k.ledger_id OPERATOR(pg_catalog.=) $1"
+	" AND k.key OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT d.key FROM d))"
+	" AND k.status OPERATOR(pg_catalog.=) ANY ('{done,dead}'::pg_catalog.text[])",
+	3, {INT4OID, TIMESTAMPTZOID, INT8OID}, InvalidOid, NULL
+};
+
+/* ----------------------------------------------------------------
+ * Helpers
+ * ----------------------------------------------------------------
+ */
+
+/* What one call works with. */
+typedef struct LedgerCall
+{
+	Oid			nspid;			/* the extension's schema */
+	TimestampTz now;			/* the wall clock, once per call */
+	char	   *name;			/* ledger name */
+	int32		id;
+	Interval   *lease;
+	int32		max_attempts;
+	Interval   *retention;
+} LedgerCall;
+
+/* The key as it stands, locked or just read. */
+typedef struct LedgerKey
+{
+	LedgerStatus status;
+	bool		has_token;
+	int64		token;
+	int32		attempts;
+	TimestampTz available_at;	/* 0 when NULL */
+	bool		has_fingerprint;
+	bytea	   *fingerprint;
+	bool		has_result;
+	Datum		result;			/* jsonb */
+} LedgerKey;
+
+static void
+call_init(LedgerCall *call, FunctionCallInfo fcinfo)
+{
+	memset(call, 0, sizeof(*call));
+	call->nspid = get_func_namespace(fcinfo->flinfo->fn_oid);
+	call->now = GetCurrentTimestamp();
+}
+
+static void
+ledger_not_found(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("ledger \"%s\" does not exist", name),
+			 errhint("Create it with ledger_create().")));
+}
+
+/* Resolve the ledger by name (one index lookup); 42704 if there is none. */
+static void
+ledger_lookup(LedgerCall *call, char *name)
+{
+	Datum		values[1];
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	call->name = name;
+	values[0] = CStringGetTextDatum(name);
+	pgi_spi_run_plan(&plan_ledger, call->nspid, values, NULL, false, 0,
+					 SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ledger_not_found(name);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	call->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	call->lease = DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
+	call->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	call->retention = DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
+}
+
+/* Read the key (FOR UPDATE when lock); false if the ledger lacks it. */
+static bool
+key_read(LedgerCall *call, const char *key, bool lock, LedgerKey *k)
+{
+	Datum		values[2];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	values[0] = Int32GetDatum(call->id);
+	values[1] = CStringGetTextDatum(key);
+	pgi_spi_run_plan(lock ? &plan_lock_key : &plan_peek_key, call->nspid,
+					 values, NULL, false, 0, SPI_OK_SELECT);
+	memset(k, 0, sizeof(*k));
+	if (SPI_processed == 0)
+	{
+		k->status = LS_ABSENT;
+		return false;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	k->status = status_from_name(SPI_getvalue(tup, desc, 1));
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	k->has_token = !isnull;
+	k->token = isnull ? 0 : DatumGetInt64(d);
+	k->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	k->available_at = isnull ? 0 : DatumGetTimestampTz(d);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	k->has_fingerprint = !isnull;
+	k->fingerprint = isnull ? NULL : DatumGetByteaPP(d);
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	k->has_result = !isnull;
+	k->result = d;
+	return true;
+}
+
+static TimestampTz
+time_plus(TimestampTz t, Interval *iv)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(t),
+												   IntervalPGetDatum(iv)));
+}
+
+static TimestampTz
+time_minus(TimestampTz t, Interval *iv)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+												   TimestampTzGetDatum(t),
+												   IntervalPGetDatum(iv)));
+}
+
+/* 22023 unless the interval argument is at least zero */
+static void
+require_nonnegative(Interval *iv, const char *argname)
+{
+	Interval	zero;
+
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must not be negative", argname),
+				 errdetail("It is %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(iv))))));
+}
+
+/* 22023 when both fingerprints are known and differ */
+static void
+check_fingerprint(const LedgerCall *call, const char *key,
+				  const LedgerKey *k, bytea *given)
+{
+	if (given == NULL || !k->has_fingerprint)
+		return;
+	if (VARSIZE_ANY_EXHDR(given) == VARSIZE_ANY_EXHDR(k->fingerprint) &&
+		memcmp(VARDATA_ANY(given), VARDATA_ANY(k->fingerprint),
+			   VARSIZE_ANY_EXHDR(given)) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("key \"%s\" of ledger \"%s\" was reused with a different payload",
+					key, call->name),
+			 errdetail("The fingerprint given differs from the one recorded when the key was first seen."),
+			 errhint("Use a new key for a different request, or send the same payload again.")));
+}
+
+static bool
+lease_live(const LedgerCall *call, const LedgerKey *k)
+{
+	return k->status == LS_PROCESSING && k->available_at > call->now;
+}
+
+static char *
+text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	pgi_require_arg(fcinfo, argno, argname);
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* A text[] argument with no NULLs, one-dimensional (or empty). */
+static ArrayType *
+keys_arg(FunctionCallInfo fcinfo, int argno)
+{
+	ArrayType  *arr;
+
+	pgi_require_arg(fcinfo, argno, "keys");
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("argument \"keys\" must be a one-dimensional array")));
+	if (array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"keys\" must not contain null elements")));
+	return arr;
+}
+
+/* Set up materialize mode for a set-returning function. */
+static Tuplestorestate *
+srf_begin(FunctionCallInfo fcinfo, TupleDesc *desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcxt;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) == TYPEFUNC_COMPOSITE)
+		tupdesc = CreateTupleDescCopy(tupdesc);
+	else
+	{
+		/* SETOF text */
+		tupdesc = CreateTemplateTupleDesc(1);
+		TupleDescInitEntry(tupdesc, (AttrNumber) 1, "key", TEXTOID, -1, 0);
+	}
+	store = tuplestore_begin_heap(false, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+	MemoryContextSwitchTo(oldcxt);
+	*desc = tupdesc;
+	return store;
+}
+
+/* ----------------------------------------------------------------
+ * Managing ledgers
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * ledger_create(name, lease, max_attempts, retention): creates the ledger,
+ * or brings an existing one's settings to the given values.  Writes
+ * nothing when they already are.
+ */
+Datum
+pgi_ledger_create(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Interval   *lease;
+	int32		max_attempts;
+	Interval   *retention;
+	Datum		values[5];
+
+	pgi_require_arg(fcinfo, 1, "lease");
+	pgi_require_arg(fcinfo, 2, "max_attempts");
+	pgi_require_arg(fcinfo, 3, "retention");
+	lease = PG_GETARG_INTERVAL_P(1);
+	max_attempts = PG_GETARG_INT32(2);
+	retention = PG_GETARG_INTERVAL_P(3);
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ledger name must not be empty")));
+	require_nonnegative(lease, "lease");
+	require_nonnegative(retention, "retention");
+	if (max_attempts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"max_attempts\" must be at least 1"),
+				 errdetail("It is %d.", max_attempts)));
+
+	call_init(&call, fcinfo);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = IntervalPGetDatum(lease);
+	values[2] = Int32GetDatum(max_attempts);
+	values[3] = IntervalPGetDatum(retention);
+	values[4] = TimestampTzGetDatum(call.now);
+	SPI_connect();
+	pgi_spi_run_plan(&plan_create, call.nspid, values, NULL, false, 0,
+					 SPI_OK_INSERT);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ledger_drop(name): the ledger and all its keys. */
+Datum
+pgi_ledger_drop(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "name");
+	Datum		values[1];
+	bool		isnull;
+
+	call_init(&call, fcinfo);
+	SPI_connect();
+	values[0] = CStringGetTextDatum(name);
+	pgi_spi_run_plan(&plan_drop, call.nspid, values, NULL, false, 0,
+					 SPI_OK_DELETE_RETURNING);
+	if (SPI_processed == 0)
+		ledger_not_found(name);
+	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+							  &isnull);
+	pgi_spi_run_plan(&plan_drop_keys, call.nspid, values, NULL, false, 0,
+					 SPI_OK_DELETE);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------------------
+ * Check-and-record
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * ledger_record(ledger, key, fingerprint): true the first time a key is
+ * seen, false ever after.  The first attempt is the whole job when the key
+ * is new: one INSERT ... ON CONFLICT DO NOTHING with the ledger joined in.
+ * Only when it inserts nothing do we look again, to tell an unknown ledger
+ * (42704) and a different payload (22023) from a repeat.
+ */
+Datum
+pgi_ledger_record(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	char	   *key = text_arg(fcinfo, 1, "key");
+	bytea	   *fingerprint = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	bool		result = false;
+
+	call_init(&call, fcinfo);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = status_text(transitions[LE_RECORD][LS_ABSENT].to);
+	values[3] = fingerprint ? PointerGetDatum(fingerprint) : (Datum) 0;
+	nulls[3] = fingerprint ? ' ' : 'n';
+	values[4] = TimestampTzGetDatum(call.now);
+
+	SPI_connect();
+	for (;;)
+	{
+		LedgerKey	k;
+
+		CHECK_FOR_INTERRUPTS();
+		pgi_spi_run_plan(&plan_record, call.nspid, values, nulls, false, 0,
+						 SPI_OK_INSERT_RETURNING);
+		if (SPI_processed > 0)
+		{
+			result = true;
+			break;
+		}
+		ledger_lookup(&call, name);
+		if (key_read(&call, key, false, &k))
+		{
+			check_fingerprint(&call, key, &k, fingerprint);
+			(void) ledger_transition(LE_RECORD, k.status, false, false,
+									 name, key);
+			break;
+		}
+		/* pruned or rolled back between the two statements: try again */
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(result);
+}
+
+/*
+ * Insert the distinct keys of an array with the given status, in one
+ * statement (sorted, so concurrent batches over the same keys cannot
+ * deadlock); leaves the new keys in SPI_tuptable.
+ */
+static void
+insert_keys(LedgerCall *call, ArrayType *keys, LedgerEvent event)
+{
+	LedgerStatus to = transitions[event][LS_ABSENT].to;
+	Datum		values[5];
+	char		nulls[5] = "     ";
+
+	values[0] = Int32GetDatum(call->id);
+	values[1] = PointerGetDatum(keys);
+	values[2] = status_text(to);
+	values[3] = TimestampTzGetDatum(call->now);
+	nulls[3] = (to == LS_PENDING) ? ' ' : 'n';
+	values[4] = TimestampTzGetDatum(call->now);
+	pgi_spi_run_plan(&plan_record_batch, call->nspid, values, nulls, false, 0,
+					 SPI_OK_INSERT_RETURNING);
+}
+
+/* ledger_record_batch(ledger, keys): the keys that were new, each once. */
+Datum
+pgi_ledger_record_batch(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	ArrayType  *keys = keys_arg(fcinfo, 1);
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	uint64		i;
+
+	store = srf_begin(fcinfo, &desc);
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	insert_keys(&call, keys, LE_RECORD);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		value;
+
+		CHECK_FOR_INTERRUPTS();
+		value = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+							  &isnull);
+		tuplestore_putvalues(store, desc, &value, &isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ledger_enqueue(ledger, keys): how many keys were new (now pending). */
+Datum
+pgi_ledger_enqueue(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	ArrayType  *keys = keys_arg(fcinfo, 1);
+	int64		count;
+
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	insert_keys(&call, keys, LE_ENQUEUE);
+	count = (int64) SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT64(count);
+}
+
+/* ----------------------------------------------------------------
+ * Work with leases
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * ledger_claim(ledger, key, fingerprint) returns (status, token, attempts,
+ * result): 'acquired' with a new token and a lease, 'done' with the stored
+ * result, 'busy' while another worker's lease runs, or 'dead'.  An unknown
+ * key is created processing.  The key's row is locked for the decision.
+ */
+Datum
+pgi_ledger_claim(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	char	   *key = text_arg(fcinfo, 1, "key");
+	bytea	   *fingerprint = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	MemoryContext callcxt = CurrentMemoryContext;
+	const char *outstatus;
+	Datum		out[4];
+	bool		outnull[4] = {false, false, false, true};
+	Datum		values[6];
+	char		nulls[6] = "      ";
+
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	values[0] = Int32GetDatum(call.id);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = status_text(LS_PROCESSING);
+	values[3] = TimestampTzGetDatum(time_plus(call.now, call.lease));
+	values[4] = fingerprint ? PointerGetDatum(fingerprint) : (Datum) 0;
+	nulls[4] = fingerprint ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(call.now);
+
+	for (;;)
+	{
+		LedgerKey	k;
+		LedgerDecision d;
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!key_read(&call, key, true, &k))
+		{
+			d = ledger_transition(LE_CLAIM, LS_ABSENT, false, false, name, key);
+			if (d.outcome != LO_MOVE || d.to != LS_PROCESSING)
+				elog(ERROR, "ledger state machine: a claim must create a processing key");
+			pgi_spi_run_plan(&plan_insert_claim, call.nspid, values, nulls,
+							 false, 0, SPI_OK_INSERT_RETURNING);
+			if (SPI_processed == 0)
+				continue;		/* inserted by another session meanwhile */
+			outstatus = "acquired";
+			out[1] = SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 1, &isnull);
+			out[2] = Int32GetDatum(1);
+			break;
+		}
+
+		check_fingerprint(&call, key, &k, fingerprint);
+		d = ledger_transition(LE_CLAIM, k.status, lease_live(&call, &k),
+							  false, name, key);
+		if (d.outcome == LO_MOVE)
+		{
+			pgi_spi_run_plan(&plan_update_claim, call.nspid, values, nulls,
+							 false, 0, SPI_OK_UPDATE_RETURNING);
+			outstatus = "acquired";
+			out[1] = SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 1, &isnull);
+			out[2] = SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 2, &isnull);
+		}
+		else
+		{
+			MemoryContext spicxt;
+
+			outstatus = (d.outcome == LO_REFUSE) ? "busy" :
+				status_names[k.status];
+			outnull[1] = true;
+			out[1] = (Datum) 0;
+			out[2] = Int32GetDatum(k.attempts);
+			if (k.status == LS_DONE && k.has_result)
+			{
+				spicxt = MemoryContextSwitchTo(callcxt);
+				out[3] = datumCopy(k.result, false, -1);
+				MemoryContextSwitchTo(spicxt);
+				outnull[3] = false;
+			}
+		}
+		break;
+	}
+	SPI_finish();
+	out[0] = CStringGetTextDatum(outstatus);
+	pgi_return_row(fcinfo, out, outnull);
+	return (Datum) 0;
+}
+
+/*
+ * ledger_claim_next(ledger, n): up to n claimable keys (pending, failed,
+ * or processing with a lease that ran out), oldest first, each with a new
+ * token.  Keys another worker holds locked are skipped, not waited for.
+ */
+Datum
+pgi_ledger_claim_next(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	int32		n;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	Datum		values[5];
+	uint64		i;
+
+	pgi_require_arg(fcinfo, 1, "n");
+	n = PG_GETARG_INT32(1);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"n\" must not be negative"),
+				 errdetail("It is %d.", n)));
+	store = srf_begin(fcinfo, &desc);
+	if (n == 0)
+		return (Datum) 0;
+
+	call_init(&call, fcinfo);
+	SPI_connect();
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = Int64GetDatum((int64) n);
+	values[2] = TimestampTzGetDatum(call.now);
+	values[3] = statuses_moved_by(LE_CLAIM);
+	values[4] = status_text(LS_PROCESSING);
+	pgi_spi_run_plan(&plan_claim_next, call.nspid, values, NULL, false, 0,
+					 SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed == 0)
+	{
+		ledger_lookup(&call, name);		/* 42704 if there is no such ledger */
+		SPI_finish();
+		return (Datum) 0;
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		Datum		row[3];
+		bool		rownull[3];
+		int			c;
+
+		CHECK_FOR_INTERRUPTS();
+		for (c = 0; c < 3; c++)
+			row[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+								   c + 1, &rownull[c]);
+		tuplestore_putvalues(store, desc, row, rownull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * ledger_complete(ledger, key, token, result): true when the key is done
+ * by this token (now, or already: a repeat is a no-op); false, changing
+ * nothing, when the token is not the key's current one.  The common case
+ * is one UPDATE; the rest is only looked at when it changes nothing.
+ */
+Datum
+pgi_ledger_complete(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	char	   *key = text_arg(fcinfo, 1, "key");
+	int64		token;
+	Datum		values[7];
+	char		nulls[7] = "       ";
+	bool		result = false;
+	LedgerKey	k;
+	LedgerDecision d;
+
+	pgi_require_arg(fcinfo, 2, "token");
+	token = PG_GETARG_INT64(2);
+	call_init(&call, fcinfo);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = Int64GetDatum(token);
+	values[3] = status_text(LS_DONE);
+	values[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+	values[5] = TimestampTzGetDatum(call.now);
+	values[6] = statuses_moved_by(LE_COMPLETE);
+
+	SPI_connect();
+	pgi_spi_run_plan(&plan_complete, call.nspid, values, nulls, false, 0,
+					 SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+		result = true;
+	else
+	{
+		ledger_lookup(&call, name);
+		if (key_read(&call, key, true, &k) && k.has_token && k.token == token)
+		{
+			d = ledger_transition(LE_COMPLETE, k.status, false, false,
+								  name, key);
+			if (d.outcome == LO_MOVE)
+			{
+				/* moved to a legal state the fast path did not cover */
+				Datum		v[7];
+				char		vn[7] = "       ";
+
+				v[0] = Int32GetDatum(call.id);
+				v[1] = values[1];
+				v[2] = status_text(d.to);
+				v[3] = values[4];
+				vn[3] = nulls[4];
+				v[4] = (Datum) 0;
+				vn[4] = 'n';
+				v[5] = (Datum) 0;
+				vn[5] = 'n';
+				v[6] = values[5];
+				pgi_spi_run_plan(&plan_set, call.nspid, v, vn, false, 0,
+								 SPI_OK_UPDATE);
+			}
+			result = true;
+		}
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(result);
+}
+
+/*
+ * ledger_fail(ledger, key, token, error): the key's new status, failed (it
+ * will be claimed again) or dead (it used max_attempts); NULL, changing
+ * nothing, when the token is not the key's current one.
+ */
+Datum
+pgi_ledger_fail(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	char	   *key = text_arg(fcinfo, 1, "key");
+	int64		token;
+	LedgerKey	k;
+	LedgerDecision d;
+	const char *result = NULL;
+
+	pgi_require_arg(fcinfo, 2, "token");
+	token = PG_GETARG_INT64(2);
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	if (key_read(&call, key, true, &k) && k.has_token && k.token == token)
+	{
+		d = ledger_transition(LE_FAIL, k.status, false,
+							  k.attempts >= call.max_attempts, name, key);
+		if (d.outcome == LO_MOVE)
+		{
+			Datum		v[7];
+			char		vn[7] = "       ";
+
+			v[0] = Int32GetDatum(call.id);
+			v[1] = CStringGetTextDatum(key);
+			v[2] = status_text(d.to);
+			v[3] = (Datum) 0;
+			vn[3] = 'n';
+			v[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+			vn[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+			/* a failed key can be claimed again at once; a dead one never */
+			v[5] = TimestampTzGetDatum(call.now);
+			vn[5] = (d.to == LS_FAILED) ? ' ' : 'n';
+			v[6] = TimestampTzGetDatum(call.now);
+			pgi_spi_run_plan(&plan_set, call.nspid, v, vn, false, 0,
+							 SPI_OK_UPDATE);
+			result = status_names[d.to];
+		}
+		else
+			result = status_names[k.status];
+	}
+	SPI_finish();
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/*
+ * ledger_heartbeat(ledger, key, token, extend): while the token is the
+ * key's current one and the key is processing, the lease runs until now +
+ * extend (else the ledger's lease) and the answer is true; otherwise
+ * nothing changes and the answer is false.
+ */
+Datum
+pgi_ledger_heartbeat(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	char	   *key = text_arg(fcinfo, 1, "key");
+	int64		token;
+	Interval   *extend = NULL;
+	Datum		values[6];
+	bool		result;
+
+	pgi_require_arg(fcinfo, 2, "token");
+	token = PG_GETARG_INT64(2);
+	if (!PG_ARGISNULL(3))
+	{
+		extend = PG_GETARG_INTERVAL_P(3);
+		require_nonnegative(extend, "extend");
+	}
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	values[0] = Int32GetDatum(call.id);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = Int64GetDatum(token);
+	values[3] = TimestampTzGetDatum(time_plus(call.now,
+											  extend ? extend : call.lease));
+	values[4] = TimestampTzGetDatum(call.now);
+	values[5] = statuses_moved_by(LE_HEARTBEAT);
+	pgi_spi_run_plan(&plan_heartbeat, call.nspid, values, NULL, false, 0,
+					 SPI_OK_UPDATE_RETURNING);
+	result = SPI_processed > 0;
+	SPI_finish();
+	PG_RETURN_BOOL(result);
+}
+
+/* ----------------------------------------------------------------
+ * Looking and pruning
+ * ----------------------------------------------------------------
+ */
+
+/* ledger_status(ledger, key): the key's status, NULL for an unknown key. */
+Datum
+pgi_ledger_status(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	char	   *key = text_arg(fcinfo, 1, "key");
+	LedgerKey	k;
+	bool		found;
+
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	found = key_read(&call, key, false, &k);
+	SPI_finish();
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(status_names[k.status]));
+}
+
+/* ledger_stats(ledger): one row per status, in the state machine's order. */
+Datum
+pgi_ledger_stats(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	int64		counts[LS_COUNT];
+	Datum		values[1];
+	uint64		i;
+	int			s;
+
+	store = srf_begin(fcinfo, &desc);
+	call_init(&call, fcinfo);
+	memset(counts, 0, sizeof(counts));
+	SPI_connect();
+	ledger_lookup(&call, name);
+	values[0] = Int32GetDatum(call.id);
+	pgi_spi_run_plan(&plan_stats, call.nspid, values, NULL, true, 0,
+					 SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		counts[status_from_name(pgi_spi_text(i, 1))] = pgi_spi_int8(i, 2);
+	SPI_finish();
+	for (s = LS_PENDING; s < LS_COUNT; s++)
+	{
+		Datum		row[2];
+		bool		rownull[2] = {false, false};
+
+		row[0] = CStringGetTextDatum(status_names[s]);
+		row[1] = Int64GetDatum(counts[s]);
+		tuplestore_putvalues(store, desc, row, rownull);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * ledger_prune(ledger, older_than, max_keys): deletes up to max_keys done
+ * and dead keys that finished more than older_than (else the ledger's
+ * retention) ago, oldest first, skipping keys someone holds locked, and
+ * returns how many.  One bounded batch per call, so locks are held only
+ * for one batch: call it again (in a new transaction) until it returns
+ * less than max_keys.
+ */
+Datum
+pgi_ledger_prune(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	Interval   *older_than = NULL;
+	int32		max_keys;
+	Datum		values[3];
+	int64		count;
+
+	if (!PG_ARGISNULL(1))
+	{
+		older_than = PG_GETARG_INTERVAL_P(1);
+		require_nonnegative(older_than, "older_than");
+	}
+	pgi_require_arg(fcinfo, 2, "max_keys");
+	max_keys = PG_GETARG_INT32(2);
+	if (max_keys < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"max_keys\" must be at least 1"),
+				 errdetail("It is %d.", max_keys)));
+	call_init(&call, fcinfo);
+	SPI_connect();
+	ledger_lookup(&call, name);
+	values[0] = Int32GetDatum(call.id);
+	values[1] = TimestampTzGetDatum(time_minus(call.now,
+											   older_than ? older_than : call.retention));
+	values[2] = Int64GetDatum((int64) max_keys);
+	pgi_spi_run_plan(&plan_prune, call.nspid, values, NULL, false, 0,
+					 SPI_OK_DELETE);
+	count = (int64) SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT64(count);
+}

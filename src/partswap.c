@@ -1,0 +1,802 @@
+/*-------------------------------------------------------------------------
+ *
+ * partswap.c
+ *	  The swap mode of the replace family: replace one leaf partition of a
+ *	  declaratively partitioned table by a new table loaded beside it.
+ *
+ * Only the last step needs the parent's ACCESS EXCLUSIVE lock, and it does
+ * catalog work only, so the lock is held for a time that does not grow with
+ * the partition's size:
+ *
+ *	1. build, with no lock on the parent at all: CREATE TABLE (LIKE old
+ *	   leaf) with its defaults, CHECK and NOT NULL constraints, generated
+ *	   columns, storage, compression, extended statistics, column comments,
+ *	   access method, tablespace and reloptions, plus a CHECK constraint
+ *	   equal to the partition constraint (added while the table is empty, so
+ *	   it costs no scan, and it lets ATTACH skip its validation scan); load
+ *	   the source; build the old leaf's indexes (constraint-backed ones as
+ *	   constraints, so they attach to the parent's primary key and unique
+ *	   constraints); add its foreign keys NOT VALID and validate them (so
+ *	   ATTACH adopts them instead of checking rows); copy owner, grants (table and column), row level
+ *	   security flags and policies, replica identity and comment; ANALYZE;
+ *	2. the window, in a subtransaction under pg_idempotent.lock_timeout:
+ *	   LOCK the parent and the old leaf, DETACH the old leaf, ATTACH the new
+ *	   one, DROP the old one, give the new one (and its indexes) the old
+ *	   names, drop the bound constraint.  A lock timeout rolls the
+ *	   subtransaction back and retries, up to pg_idempotent.lock_retries
+ *	   times, so a long reader makes the swap wait and then fail (55P03)
+ *	   instead of making every other query queue behind its lock request.
+ *
+ * All of it happens in the caller's transaction: readers see the old leaf
+ * until it commits, then the new one; a crash leaves the old one.
+ *
+ * Why no lock is held on the parent before the window: two swaps of two
+ * partitions of one parent would each hold a weak lock on it and then wait
+ * for ACCESS EXCLUSIVE, a deadlock.  So replace.c drops the ROW EXCLUSIVE
+ * lock it took to plan (nothing was written through it), and the old leaf
+ * is read directly.  The window checks that the leaf is still a partition
+ * of the parent.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "replace.h"
+
+/* The CHECK constraint that spares ATTACH its scan; dropped after it. */
+#define BOUND_CONSTRAINT "pgi_partition_bound"
+
+/* An index of the old leaf, and its twin on the new one. */
+typedef struct SwapIndex
+{
+	char	   *oldname;
+	char	   *tmpname;
+	bool		replident;
+} SwapIndex;
+
+static int
+bound_cmp(PartitionKey key, Datum a, Datum b)
+{
+	return DatumGetInt32(FunctionCall2Coll(&key->partsupfunc[0],
+										   key->partcollation[0], a, b));
+}
+
+/*
+ * Whether upper is the value right after v, for the discrete types whose
+ * one-value slices are commonly range partitions ([day, day + 1)).
+ */
+static bool
+is_successor(Oid typid, Datum upper, Datum v)
+{
+	switch (typid)
+	{
+		case INT2OID:
+			return (int32) DatumGetInt16(upper) == (int32) DatumGetInt16(v) + 1;
+		case INT4OID:
+			return (int64) DatumGetInt32(upper) == (int64) DatumGetInt32(v) + 1;
+		case INT8OID:
+			return DatumGetInt64(v) < PG_INT64_MAX &&
+				DatumGetInt64(upper) == DatumGetInt64(v) + 1;
+		case DATEOID:
+			return DATE_NOT_FINITE(DatumGetDateADT(v)) ? false :
+				(int64) DatumGetDateADT(upper) == (int64) DatumGetDateADT(v) + 1;
+	}
+	return false;
+}
+
+/* Is the slice exactly the partition's bounds? */
+static bool
+slice_is_partition(PartitionKey key, Oid leaf, char kind, Datum *values)
+{
+	HeapTuple	tup;
+	Datum		d;
+	bool		isnull;
+	PartitionBoundSpec *spec;
+	bool		exact = false;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(leaf));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", leaf);
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relpartbound, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return false;
+	}
+	spec = castNode(PartitionBoundSpec, stringToNode(TextDatumGetCString(d)));
+	ReleaseSysCache(tup);
+
+	if (spec->is_default)
+		return false;
+	if (spec->strategy == PARTITION_STRATEGY_LIST)
+	{
+		Const	   *c;
+
+		if (kind != 'p' || list_length(spec->listdatums) != 1)
+			return false;
+		c = linitial_node(Const, spec->listdatums);
+		exact = !c->constisnull && bound_cmp(key, c->constvalue, values[0]) == 0;
+	}
+	else if (spec->strategy == PARTITION_STRATEGY_RANGE)
+	{
+		PartitionRangeDatum *lo = linitial_node(PartitionRangeDatum, spec->lowerdatums);
+		PartitionRangeDatum *hi = linitial_node(PartitionRangeDatum, spec->upperdatums);
+		Datum		lov,
+					hiv;
+
+		if (lo->kind != PARTITION_RANGE_DATUM_VALUE ||
+			hi->kind != PARTITION_RANGE_DATUM_VALUE)
+			return false;
+		lov = castNode(Const, lo->value)->constvalue;
+		hiv = castNode(Const, hi->value)->constvalue;
+		if (bound_cmp(key, lov, values[0]) != 0)
+			return false;
+		if (kind == 'r')
+			exact = bound_cmp(key, hiv, values[1]) == 0;
+		else
+			exact = is_successor(key->parttypid[0], hiv, values[0]);
+	}
+	return exact;
+}
+
+/*
+ * Find the partition the slice's (first) value routes to, as tuple routing
+ * would (get_partition_for_tuple), and whether the slice is exactly that
+ * partition.  Called with the target locked.
+ */
+void
+pgi_swap_locate(PgiRelation *target, int colidx, char kind, Datum *values,
+				PgiSwapTarget *st)
+{
+	Relation	rel;
+	PartitionKey key;
+	PartitionDesc pd;
+	PartitionBoundInfo bi;
+	int			idx = -1;
+	bool		eq;
+
+	memset(st, 0, sizeof(PgiSwapTarget));
+	st->found = true;
+	if (target->relkind != RELKIND_PARTITIONED_TABLE)
+	{
+		st->refusal = psprintf("\"%s\" is not a partitioned table.",
+							   target->displayname);
+		return;
+	}
+	st->partitioned = true;
+	rel = relation_open(target->relid, NoLock);
+	key = RelationGetPartitionKey(rel);
+	if (key->strategy == PARTITION_STRATEGY_HASH || key->partnatts != 1 ||
+		key->partattrs[0] != target->columns.cols[colidx].attnum)
+	{
+		st->refusal = psprintf("\"%s\" is not partitioned by list or range of \"%s\" alone.",
+							   target->displayname,
+							   target->columns.cols[colidx].name);
+		relation_close(rel, NoLock);
+		return;
+	}
+	st->routable = true;
+	pd = RelationGetPartitionDesc(rel, true);
+	bi = pd->boundinfo;
+	if (bi != NULL)
+	{
+		st->has_default = partition_bound_has_default(bi);
+		if (key->strategy == PARTITION_STRATEGY_LIST)
+		{
+			int			off = partition_list_bsearch(key->partsupfunc,
+													 key->partcollation, bi,
+													 values[0], &eq);
+
+			if (off >= 0 && eq)
+				idx = bi->indexes[off];
+		}
+		else
+		{
+			int			off = partition_range_datum_bsearch(key->partsupfunc,
+															key->partcollation,
+															bi, 1, values, &eq);
+
+			idx = bi->indexes[off + 1];
+		}
+		if (idx < 0 && st->has_default)
+		{
+			idx = bi->default_index;
+			st->is_default = true;
+		}
+	}
+	if (idx < 0)
+	{
+		st->found = false;
+		st->refusal = "No partition holds the slice.";
+		relation_close(rel, NoLock);
+		return;
+	}
+	st->leaf = pd->oids[idx];
+	st->is_leaf = pd->is_leaf[idx];
+	st->leafname = get_rel_name(st->leaf);
+	st->exact = !st->is_default &&
+		slice_is_partition(key, st->leaf, kind, values);
+	relation_close(rel, NoLock);
+
+	/*
+	 * Keep the partition from being dropped or detached under us; ACCESS
+	 * SHARE conflicts with neither readers nor writers.
+	 */
+	LockRelationOid(st->leaf, AccessShareLock);
+
+	if (st->is_default)
+		st->refusal = psprintf("The slice lies in the default partition \"%s\", which holds other values too.",
+							   st->leafname);
+	else if (!st->is_leaf)
+		st->refusal = psprintf("Partition \"%s\" is itself partitioned.",
+							   st->leafname);
+	else if (!st->exact)
+		st->refusal = psprintf("The slice is not exactly the bounds of partition \"%s\".",
+							   st->leafname);
+	else if (st->has_default)
+		st->refusal = psprintf("\"%s\" has a default partition, which ATTACH PARTITION would have to scan under the lock.",
+							   target->displayname);
+}
+
+/*
+ * What else keeps a leaf from being swapped: objects that point at it or
+ * its ancestors, and objects of its own that a swap would not carry over.
+ * Sets st->refusal to the first one found.
+ */
+void
+pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
+{
+	PgiParams	p;
+	char	   *reason;
+
+	if (st->refusal != NULL)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.nargs = 1;
+	p.types[0] = OIDOID;
+	p.values[0] = ObjectIdGetDatum(st->leaf);
+	p.nulls[0] = ' ';
+	pgi_spi_run("SELECT x.r FROM ("
+				"SELECT 1 AS o, pg_catalog.format('Foreign key %I of table %s references %s: the rows that point into the partition would have to be checked under the lock.', "
+				"c.conname, c.conrelid::pg_catalog.regclass, c.confrelid::pg_catalog.regclass) AS r "
+				"FROM pg_catalog.pg_constraint c, pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a "
+				"WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.confrelid OPERATOR(pg_catalog.=) a.relid "
+				"UNION ALL SELECT 2, pg_catalog.format('Foreign key %I of partition %s is not validated: attaching a replacement would validate it under the lock.', "
+				"c.conname, $1::pg_catalog.regclass) FROM pg_catalog.pg_constraint c "
+				"WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.conrelid OPERATOR(pg_catalog.=) $1 AND NOT c.convalidated "
+				"UNION ALL SELECT 3, pg_catalog.format('Partition %s has trigger %I of its own, which swap does not copy.', "
+				"$1::pg_catalog.regclass, t.tgname) FROM pg_catalog.pg_trigger t "
+				"WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND NOT t.tgisinternal "
+				"AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
+				"UNION ALL SELECT 4, pg_catalog.format('View or rule %s depends on partition %s.', "
+				"w.ev_class::pg_catalog.regclass, $1::pg_catalog.regclass) "
+				"FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid OPERATOR(pg_catalog.=) d.objid "
+				"WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
+				"AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+				"AND d.refobjid OPERATOR(pg_catalog.=) $1 AND w.ev_class OPERATOR(pg_catalog.<>) $1 "
+				"UNION ALL SELECT 5, pg_catalog.format('Partition %s is in publication %I by name, which swap does not copy.', "
+				"$1::pg_catalog.regclass, pb.pubname) FROM pg_catalog.pg_publication_rel pr "
+				"JOIN pg_catalog.pg_publication pb ON pb.oid OPERATOR(pg_catalog.=) pr.prpubid "
+				"WHERE pr.prrelid OPERATOR(pg_catalog.=) $1 "
+				"UNION ALL SELECT 6, pg_catalog.format('Partition %s is a foreign table.', $1::pg_catalog.regclass) "
+				"FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) $1 "
+				"AND k.relkind OPERATOR(pg_catalog.=) 'f'"
+				") x ORDER BY x.o, x.r LIMIT 1",
+				&p, false, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		reason = pgi_spi_text(0, 1);
+		st->refusal = reason;
+	}
+}
+
+/* How many rows the old leaf holds: swap's "deleted". */
+int64
+pgi_swap_count_leaf(PgiSwapTarget *st)
+{
+	char	   *q;
+
+	q = psprintf("SELECT pg_catalog.count(*) FROM %s",
+				 quote_qualified_identifier(get_namespace_name(get_rel_namespace(st->leaf)),
+											st->leafname));
+	pgi_spi_run(q, NULL, false, 0, SPI_OK_SELECT);
+	return pgi_spi_int8(0, 1);
+}
+
+static void
+run_utility(const char *sql)
+{
+	pgi_spi_run(sql, NULL, false, 0, SPI_OK_UTILITY);
+}
+
+/*
+ * Build the new leaf's indexes from the old one's.  Constraint-backed
+ * indexes are added as constraints (ATTACH matches a parent's primary key
+ * or unique constraint only with a constraint); the others from
+ * pg_get_indexdef, with the name and table replaced.  Returns the list of
+ * SwapIndex, to rename them in the window.
+ */
+static List *
+build_indexes(Oid leaf, const char *oldq, const char *newq)
+{
+	PgiParams	p;
+	List	   *result = NIL;
+	int			n;
+	int			i;
+	char	  **oldname;
+	char	  **conname;
+	char	  **condef;
+	char	  **idxdef;
+	char	  **replident;
+	char	  **idxoid;
+
+	memset(&p, 0, sizeof(p));
+	p.nargs = 1;
+	p.types[0] = OIDOID;
+	p.values[0] = ObjectIdGetDatum(leaf);
+	p.nulls[0] = ' ';
+
+	/* a handful of catalog rows, copied out before the next statement */
+	pgi_spi_run("SELECT ic.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid), "
+				"pg_catalog.pg_get_indexdef(i.indexrelid), i.indisreplident::pg_catalog.text, "
+				"i.indexrelid::pg_catalog.text "
+				"FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid "
+				"LEFT JOIN pg_catalog.pg_constraint con ON con.conindid OPERATOR(pg_catalog.=) i.indexrelid "
+				"AND con.conrelid OPERATOR(pg_catalog.=) i.indrelid "
+				"AND con.contype OPERATOR(pg_catalog.=) ANY ('{p,u,x}'::pg_catalog.\"char\"[]) "
+				"WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisvalid ORDER BY ic.relname",
+				&p, false, 0, SPI_OK_SELECT);
+	n = (int) SPI_processed;
+	oldname = palloc0(sizeof(char *) * (n + 1));
+	conname = palloc0(sizeof(char *) * (n + 1));
+	condef = palloc0(sizeof(char *) * (n + 1));
+	idxdef = palloc0(sizeof(char *) * (n + 1));
+	replident = palloc0(sizeof(char *) * (n + 1));
+	idxoid = palloc0(sizeof(char *) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		oldname[i] = pgi_spi_text(i, 1);
+		conname[i] = pgi_spi_text(i, 2);
+		condef[i] = pgi_spi_text(i, 3);
+		idxdef[i] = pgi_spi_text(i, 4);
+		replident[i] = pgi_spi_text(i, 5);
+		idxoid[i] = pgi_spi_text(i, 6);
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		SwapIndex  *si = palloc0(sizeof(SwapIndex));
+		StringInfoData q;
+
+		CHECK_FOR_INTERRUPTS();
+		si->oldname = oldname[i];
+		si->tmpname = psprintf("pgi_swap_%s", idxoid[i]);
+		si->replident = (strcmp(replident[i], "true") == 0);
+		initStringInfo(&q);
+		if (conname[i] != NULL)
+			appendStringInfo(&q, "ALTER TABLE %s ADD CONSTRAINT %s %s", newq,
+							 quote_identifier(si->tmpname), condef[i]);
+		else
+		{
+			/*
+			 * pg_get_indexdef prints "CREATE [UNIQUE] INDEX name ON
+			 * schema.table USING ..."; everything from USING on is the
+			 * index itself.
+			 */
+			char	   *head = psprintf(" INDEX %s ON %s USING ",
+										quote_identifier(oldname[i]), oldq);
+			char	   *at = strstr(idxdef[i], head);
+
+			if (at == NULL)
+				elog(ERROR, "unexpected index definition: %s", idxdef[i]);
+			appendStringInfo(&q, "%s INDEX %s ON %s USING %s",
+							 strncmp(idxdef[i], "CREATE UNIQUE", 13) == 0 ? "CREATE UNIQUE" : "CREATE",
+							 quote_identifier(si->tmpname), newq,
+							 at + strlen(head));
+		}
+		run_utility(q.data);
+		result = lappend(result, si);
+	}
+	return result;
+}
+
+/*
+ * The old leaf's foreign keys, on the loaded new one: added NOT VALID (a
+ * catalog change), then validated by one query that blocks no writer of
+ * the referenced table.  ATTACH then finds each one validated and equal to
+ * the parent's and adopts it instead of checking every row under the lock.
+ */
+static void
+copy_foreign_keys(Oid leaf, const char *leafname, const char *newq)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	PgiParams	p;
+	int			n;
+	int			i;
+	char	  **conname;
+	char	  **condef;
+
+	memset(&p, 0, sizeof(p));
+	p.nargs = 1;
+	p.types[0] = OIDOID;
+	p.values[0] = ObjectIdGetDatum(leaf);
+	p.nulls[0] = ' ';
+	pgi_spi_run("SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
+				"WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f' "
+				"ORDER BY c.conname",
+				&p, false, 0, SPI_OK_SELECT);
+	n = (int) SPI_processed;
+	conname = palloc0(sizeof(char *) * (n + 1));
+	condef = palloc0(sizeof(char *) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		conname[i] = pgi_spi_text(i, 1);
+		condef[i] = pgi_spi_text(i, 2);
+	}
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		run_utility(psprintf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", newq,
+							 quote_identifier(conname[i]), condef[i]));
+		PG_TRY();
+		{
+			run_utility(psprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", newq,
+								 quote_identifier(conname[i])));
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			/* said about the partition, not about our scratch table */
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
+				PG_RE_THROW();
+			FlushErrorState();
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("source rows violate foreign key constraint \"%s\" of partition \"%s\"",
+							conname[i], leafname),
+					 edata->detail ? errdetail("%s", edata->detail) : 0));
+		}
+		PG_END_TRY();
+	}
+}
+
+/* Copy what CREATE TABLE (LIKE) does not: owner, grants, RLS, and more. */
+static void
+copy_properties(Oid leaf, const char *newq, List *indexes)
+{
+	HeapTuple	tup;
+	Form_pg_class cls;
+	Oid			owner;
+	bool		rls;
+	bool		force_rls;
+	char		replident;
+	PgiParams	p;
+	ListCell   *lc;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(leaf));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", leaf);
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	owner = cls->relowner;
+	rls = cls->relrowsecurity;
+	force_rls = cls->relforcerowsecurity;
+	replident = cls->relreplident;
+	ReleaseSysCache(tup);
+
+	/* first the owner: ALTER OWNER rewrites the grants the owner holds */
+	if (owner != GetUserId())
+		run_utility(psprintf("ALTER TABLE %s OWNER TO %s", newq,
+							 quote_identifier(GetUserNameFromId(owner, false))));
+
+	if (rls)
+		run_utility(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", newq));
+	if (force_rls)
+		run_utility(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", newq));
+	if (replident == REPLICA_IDENTITY_FULL)
+		run_utility(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", newq));
+	else if (replident == REPLICA_IDENTITY_NOTHING)
+		run_utility(psprintf("ALTER TABLE %s REPLICA IDENTITY NOTHING", newq));
+	else if (replident == REPLICA_IDENTITY_INDEX)
+	{
+		foreach(lc, indexes)
+		{
+			SwapIndex  *si = lfirst(lc);
+
+			if (si->replident)
+				run_utility(psprintf("ALTER TABLE %s REPLICA IDENTITY USING INDEX %s",
+									 newq, quote_identifier(si->tmpname)));
+		}
+	}
+
+	/*
+	 * Grants (table and column; a non-default table ACL is reproduced
+	 * exactly, starting from nothing), policies and the table's comment, as
+	 * one generated script.  Grants are recorded as made by the owner.
+	 */
+	memset(&p, 0, sizeof(p));
+	p.nargs = 2;
+	p.types[0] = OIDOID;
+	p.values[0] = ObjectIdGetDatum(leaf);
+	p.nulls[0] = ' ';
+	p.types[1] = TEXTOID;
+	p.values[1] = CStringGetTextDatum(newq);
+	p.nulls[1] = ' ';
+	pgi_spi_run("SELECT pg_catalog.concat_ws('; ', "
+				"CASE WHEN c.relacl IS NOT NULL THEN pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC, %I', $2, "
+				"pg_catalog.pg_get_userbyid(c.relowner)) END, "
+				"(SELECT pg_catalog.string_agg(pg_catalog.format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $2, "
+				"CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' "
+				"ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
+				"CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '; ') "
+				"FROM pg_catalog.aclexplode(c.relacl) a), "
+				"(SELECT pg_catalog.string_agg(pg_catalog.format('GRANT %s (%I) ON TABLE %s TO %s%s', a.privilege_type, att.attname, $2, "
+				"CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' "
+				"ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
+				"CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '; ') "
+				"FROM pg_catalog.pg_attribute att, pg_catalog.aclexplode(att.attacl) a "
+				"WHERE att.attrelid OPERATOR(pg_catalog.=) c.oid AND att.attnum OPERATOR(pg_catalog.>) 0 "
+				"AND NOT att.attisdropped), "
+				"(SELECT pg_catalog.string_agg(pg_catalog.format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', "
+				"p.polname, $2, CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, "
+				"CASE WHEN p.polcmd OPERATOR(pg_catalog.=) 'r' THEN 'SELECT' "
+				"WHEN p.polcmd OPERATOR(pg_catalog.=) 'a' THEN 'INSERT' "
+				"WHEN p.polcmd OPERATOR(pg_catalog.=) 'w' THEN 'UPDATE' "
+				"WHEN p.polcmd OPERATOR(pg_catalog.=) 'd' THEN 'DELETE' ELSE 'ALL' END, "
+				"(SELECT pg_catalog.string_agg(CASE WHEN r OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' "
+				"ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r)) END, ', ') FROM pg_catalog.unnest(p.polroles) r), "
+				"CASE WHEN p.polqual IS NULL THEN '' ELSE pg_catalog.format(' USING (%s)', pg_catalog.pg_get_expr(p.polqual, p.polrelid)) END, "
+				"CASE WHEN p.polwithcheck IS NULL THEN '' ELSE pg_catalog.format(' WITH CHECK (%s)', pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)) END), '; ') "
+				"FROM pg_catalog.pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid), "
+				"CASE WHEN pg_catalog.obj_description(c.oid, 'pg_class') IS NOT NULL THEN "
+				"pg_catalog.format('COMMENT ON TABLE %s IS %L', $2, pg_catalog.obj_description(c.oid, 'pg_class')) END) "
+				"FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+				&p, false, 0, SPI_OK_SELECT);
+	{
+		char	   *script = pgi_spi_text(0, 1);
+
+		if (script != NULL && script[0] != '\0')
+			run_utility(script);
+	}
+}
+
+/*
+ * The window: one attempt, in a subtransaction so that a lock timeout can
+ * be undone and retried.  Returns false when the attempt timed out waiting
+ * for a lock (or deadlocked) and was rolled back.
+ */
+static bool
+try_window(Oid parent, const char *parentq, const char *parentname,
+		   PgiSwapTarget *st,
+		   const char *nsp, const char *oldq, const char *newq,
+		   const char *bound, List *indexes, bool last_attempt,
+		   TimestampTz *granted, TimestampTz *finished)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool done = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			nest = NewGUCNestLevel();
+		char		timeout[32];
+		PgiParams	p;
+		ListCell   *lc;
+
+		snprintf(timeout, sizeof(timeout), "%d", pgi_lock_timeout);
+		(void) set_config_option("lock_timeout", timeout, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+		/* ONLY: the parent's other partitions need no lock of ours */
+		run_utility(psprintf("LOCK TABLE ONLY %s, ONLY %s IN ACCESS EXCLUSIVE MODE",
+							 parentq, oldq));
+		*granted = GetCurrentTimestamp();
+
+		memset(&p, 0, sizeof(p));
+		p.nargs = 2;
+		p.types[0] = OIDOID;
+		p.values[0] = ObjectIdGetDatum(st->leaf);
+		p.nulls[0] = ' ';
+		p.types[1] = OIDOID;
+		p.values[1] = ObjectIdGetDatum(parent);
+		p.nulls[1] = ' ';
+		pgi_spi_run("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1 "
+					"AND inhparent OPERATOR(pg_catalog.=) $2 AND NOT inhdetachpending",
+					&p, false, 1, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("partition \"%s\" was detached while its replacement was loaded",
+							st->leafname)));
+
+		run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", parentq, oldq));
+		run_utility(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s", parentq, newq, bound));
+		run_utility(psprintf("DROP TABLE %s", oldq));
+		run_utility(psprintf("ALTER TABLE %s RENAME TO %s", newq,
+							 quote_identifier(st->leafname)));
+		foreach(lc, indexes)
+		{
+			SwapIndex  *si = lfirst(lc);
+
+			run_utility(psprintf("ALTER INDEX %s RENAME TO %s",
+								 quote_qualified_identifier(nsp, si->tmpname),
+								 quote_identifier(si->oldname)));
+		}
+		run_utility(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", oldq,
+							 BOUND_CONSTRAINT));
+		*finished = GetCurrentTimestamp();
+
+		AtEOXact_GUC(true, nest);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		bool		retry;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		retry = (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED);
+		FreeErrorData(edata);
+		if (!retry)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (last_attempt)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not lock \"%s\" to swap partition \"%s\"",
+							parentname, st->leafname),
+					 errdetail("Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
+							   pgi_lock_retries + 1, pgi_lock_timeout),
+					 errhint("Retry when long-running transactions on the table have ended, raise pg_idempotent.lock_timeout or pg_idempotent.lock_retries, or use mode => 'diff'.")));
+		done = false;
+	}
+	PG_END_TRY();
+	return done;
+}
+
+void
+pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
+			 const PgiColumnList *cols, const char *sel, int64 *inserted)
+{
+	char	   *nsp = get_namespace_name(get_rel_namespace(st->leaf));
+	char	   *oldq = quote_qualified_identifier(nsp, st->leafname);
+	char	   *newq = quote_qualified_identifier(nsp,
+												  psprintf("pgi_swap_%u", st->leaf));
+	char	   *bound;
+	char	   *constraint;
+	char	   *relopts;
+	char	   *amname;
+	char	   *spcname;
+	char		persistence;
+	List	   *indexes;
+	PgiParams	p;
+	StringInfoData q;
+	int			attempt;
+	TimestampTz start;
+	TimestampTz granted = 0;
+	TimestampTz finished = 0;
+	long		secs;
+	int			usecs_wait;
+	int			usecs_held;
+	long		secs_held;
+
+	/* see the file header: no lock on the parent until the window */
+	UnlockRelationOid(target->relid, RowExclusiveLock);
+
+	memset(&p, 0, sizeof(p));
+	p.nargs = 1;
+	p.types[0] = OIDOID;
+	p.values[0] = ObjectIdGetDatum(st->leaf);
+	p.nulls[0] = ' ';
+	pgi_spi_run("SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid), "
+				"pg_catalog.pg_get_partition_constraintdef(c.oid), "
+				"pg_catalog.concat_ws(', ', "
+				"(SELECT pg_catalog.string_agg(pg_catalog.format('%I=%L', pg_catalog.split_part(o, '=', 1), "
+				"pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1)), ', ') "
+				"FROM pg_catalog.unnest(c.reloptions) o), "
+				"(SELECT pg_catalog.string_agg(pg_catalog.format('toast.%I=%L', pg_catalog.split_part(o, '=', 1), "
+				"pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1)), ', ') "
+				"FROM pg_catalog.pg_class tc, pg_catalog.unnest(tc.reloptions) o "
+				"WHERE tc.oid OPERATOR(pg_catalog.=) c.reltoastrelid)), "
+				"am.amname::pg_catalog.text, ts.spcname::pg_catalog.text, c.relpersistence::pg_catalog.text "
+				"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) c.relam "
+				"LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace "
+				"WHERE c.oid OPERATOR(pg_catalog.=) $1",
+				&p, false, 0, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("partition \"%s\" was dropped while its replacement was planned",
+						st->leafname)));
+	bound = pgi_spi_text(0, 1);
+	constraint = pgi_spi_text(0, 2);
+	relopts = pgi_spi_text(0, 3);
+	amname = pgi_spi_text(0, 4);
+	spcname = pgi_spi_text(0, 5);
+	persistence = pgi_spi_text(0, 6)[0];
+	if (bound == NULL || constraint == NULL)
+		elog(ERROR, "relation \"%s\" is not a partition", st->leafname);
+
+	/* 1. build and load the new leaf, beside the old one */
+	initStringInfo(&q);
+	appendStringInfo(&q, "CREATE %sTABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+					 "INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMPRESSION "
+					 "INCLUDING STATISTICS INCLUDING COMMENTS) USING %s",
+					 persistence == RELPERSISTENCE_UNLOGGED ? "UNLOGGED " : "",
+					 newq, oldq, quote_identifier(amname));
+	if (relopts != NULL && relopts[0] != '\0')
+		appendStringInfo(&q, " WITH (%s)", relopts);
+	if (spcname != NULL)
+		appendStringInfo(&q, " TABLESPACE %s", quote_identifier(spcname));
+	run_utility(q.data);
+
+	/* while it is empty, so that adding it scans nothing */
+	run_utility(psprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", newq,
+						 BOUND_CONSTRAINT, constraint));
+
+	resetStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s (", newq);
+	pgi_append_column_list(&q, NULL, cols, NIL);
+	appendStringInfo(&q, ") %s", sel);
+	pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
+	*inserted = (int64) SPI_processed;
+
+	indexes = build_indexes(st->leaf, oldq, newq);
+	copy_foreign_keys(st->leaf, st->leafname, newq);
+	copy_properties(st->leaf, newq, indexes);
+	run_utility(psprintf("ANALYZE %s", newq));
+
+	/* 2. the window */
+	start = GetCurrentTimestamp();
+	for (attempt = 1;; attempt++)
+	{
+		if (try_window(target->relid, target->qualname, target->displayname,
+					   st, nsp, oldq, newq,
+					   bound, indexes, attempt > pgi_lock_retries,
+					   &granted, &finished))
+			break;
+		/* let the queries that queued behind our request run first */
+		pg_usleep(Min(100000L * attempt, 1000000L));
+		CHECK_FOR_INTERRUPTS();
+	}
+	TimestampDifference(start, granted, &secs, &usecs_wait);
+	TimestampDifference(granted, finished, &secs_held, &usecs_held);
+	ereport(DEBUG1,
+			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\": lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
+					st->leafname, target->displayname,
+					secs * 1000.0 + usecs_wait / 1000.0, attempt,
+					secs_held * 1000.0 + usecs_held / 1000.0)));
+}

@@ -1,0 +1,1298 @@
+/*-------------------------------------------------------------------------
+ *
+ * replace.c
+ *	  replace_partition, replace_partition_range, replace_table and
+ *	  replace_where: make one slice of a table hold exactly a source's rows.
+ *
+ * A slice is a boolean expression over the target's columns: "col = $1",
+ * "col >= $1 AND col < $2", "true", or the caller's own predicate, parsed
+ * and checked here as exactly one expression.  Every call goes through the
+ * same steps, and nothing is written before the last check:
+ *
+ *	1. serialize: a transaction-level advisory lock on (table, slice), in a
+ *	   statement of its own, taken before any lock on the target so that two
+ *	   replaces of one slice can never deadlock on the target's own locks;
+ *	   replace_table takes the table's key exclusively, slices share it;
+ *	2. check the source: one aggregate counts its rows and those outside the
+ *	   slice (23514 with an example), and refuses an empty source unless
+ *	   allow_empty;
+ *	3. write, in the mode asked for (or chosen by auto):
+ *	   - diff: rows compare as multisets by binary image (_replace_image,
+ *	     the bytes record_image_eq compares: 1.0 and 1.00 differ, NULL
+ *	     matches NULL, and json or point compare without an equality
+ *	     operator).  One read-only
+ *	     aggregate counts, per distinct image, the rows on each side; only if
+ *	     the counts differ are the surplus target rows deleted (numbered
+ *	     within their image group, by ctid) and the missing source rows
+ *	     inserted.  An identical re-run therefore only reads;
+ *	   - delete_insert: DELETE the slice, INSERT the source;
+ *	   - swap: partswap.c builds a new leaf partition and exchanges it.
+ *
+ * Every statement after the advisory lock runs with a fresh snapshot (SPI
+ * not read-only): the lock may have been waited for, and what the previous
+ * holder committed must be seen, or the counts would be of the slice as it
+ * was before.
+ *
+ * Every statement is set-based and streamed by the executor; the only rows
+ * that come back through SPI are one-row aggregates and one example row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "replace.h"
+
+PG_FUNCTION_INFO_V1(pgi_replace_partition);
+PG_FUNCTION_INFO_V1(pgi_replace_partition_range);
+PG_FUNCTION_INFO_V1(pgi_replace_table);
+PG_FUNCTION_INFO_V1(pgi_replace_where);
+PG_FUNCTION_INFO_V1(pgi_replace_image);
+
+/* Rows wider than one function call's arguments compare via record_send. */
+#define IMAGE_MAX_ARGS	(FUNC_MAX_ARGS - 1)
+
+int			pgi_lock_timeout = 1000;
+int			pgi_lock_retries = 4;
+
+/*
+ * auto swaps only where the slice (old or new) has at least
+ * AUTO_SWAP_MIN_ROWS rows and at least AUTO_SWAP_MIN_CHANGED of its rows
+ * change (rows to delete or to insert, whichever is more).  Measured on a
+ * day of 100k rows (bench/replace.sql): a swap costs about 0.7x of DELETE +
+ * INSERT whatever changed, and writes the partition once (0.3x the WAL); a
+ * diff of 10% changed rows wrote as much WAL and took longer.  Below the
+ * threshold a diff writes far less, and an identical re-run as a diff
+ * writes nothing.
+ */
+#define AUTO_SWAP_MIN_ROWS		10000
+#define AUTO_SWAP_MIN_CHANGED	0.05
+
+typedef enum ReplaceMode
+{
+	MODE_AUTO,
+	MODE_DIFF,
+	MODE_SWAP,
+	MODE_DELETE_INSERT
+} ReplaceMode;
+
+typedef struct ReplacePlan
+{
+	PgiRelation *target;
+	PgiRelation *source;
+	char		kind;			/* 'p', 'r', 't' or 'w' */
+	PgiColumnList cols;			/* target columns the source supplies */
+	char	   *sel;			/* SELECT of cols from the source, in target
+								 * types */
+	char	   *pred;			/* the slice, unqualified column names */
+	char	   *desc;			/* the slice as messages show it */
+	PgiParams	params;			/* the slice's values ($1, $2) */
+	int			colidx;			/* slice column in target->columns, or -1 */
+	bool		allow_empty;
+	char	   *imagefn;		/* our _replace_image, schema-qualified */
+	bool		comparable;		/* rows can be compared by binary image */
+	char	   *uncomparable;	/* why not, when they cannot */
+} ReplacePlan;
+
+/* What a diff found: counts per side, as multisets. */
+typedef struct DiffCounts
+{
+	int64		to_delete;
+	int64		to_insert;
+	int64		unchanged;
+	int64		target_rows;
+	int64		max_source_copies;	/* most copies of one image in the source */
+	int64		max_target_copies;	/* ... and in the slice */
+} DiffCounts;
+
+void
+pgi_replace_init(void)
+{
+	DefineCustomIntVariable("pg_idempotent.lock_timeout",
+							"How long a partition swap waits for its ACCESS EXCLUSIVE lock, per attempt.",
+							"A swap that cannot get the lock in time gives up that attempt, so that other "
+							"queries do not queue behind it; 0 waits forever.",
+							&pgi_lock_timeout, 1000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("pg_idempotent.lock_retries",
+							"How many more attempts a partition swap makes after a lock timeout.",
+							NULL,
+							&pgi_lock_retries, 4, 0, 1000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+static ReplaceMode
+parse_mode(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *mode;
+
+	pgi_require_arg(fcinfo, argno, "mode");
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (strcmp(mode, "auto") == 0)
+		return MODE_AUTO;
+	if (strcmp(mode, "diff") == 0)
+		return MODE_DIFF;
+	if (strcmp(mode, "swap") == 0)
+		return MODE_SWAP;
+	if (strcmp(mode, "delete_insert") == 0)
+		return MODE_DELETE_INSERT;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for mode: \"%s\"", mode),
+			 errhint("Valid values are \"auto\", \"diff\", \"swap\" and \"delete_insert\".")));
+	return MODE_AUTO;			/* keep compiler quiet */
+}
+
+static const char *
+mode_name(ReplaceMode mode)
+{
+	switch (mode)
+	{
+		case MODE_AUTO:
+			return "auto";
+		case MODE_DIFF:
+			return "diff";
+		case MODE_SWAP:
+			return "swap";
+		case MODE_DELETE_INSERT:
+			return "delete_insert";
+	}
+	return "?";
+}
+
+/*
+ * Whether record_send can encode a value of this type: the binary image
+ * the diff compares.  Arrays need their element type's send function too.
+ */
+static bool
+type_has_send(Oid typid)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+	bool		ok;
+	Oid			elem;
+
+	typid = getBaseType(typid);
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	ok = OidIsValid(typ->typsend);
+	elem = (typ->typlen == -1) ? typ->typelem : InvalidOid;
+	ReleaseSysCache(tup);
+	if (ok && OidIsValid(elem))
+		ok = type_has_send(elem);
+	return ok;
+}
+
+/*
+ * Match the source's columns to the target's by name, as the upsert does:
+ * a column the target lacks is 42703, a type with no assignment cast 42804,
+ * a generated or GENERATED ALWAYS identity column 428C9.  Builds the SELECT
+ * that yields the source in the target's types, so that binary images on
+ * both sides are images of the same types.
+ */
+static void
+plan_columns(ReplacePlan *plan)
+{
+	PgiRelation *target = plan->target;
+	PgiRelation *source = plan->source;
+	StringInfoData sel;
+	int			i;
+
+	if (source->columns.ncols == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source \"%s\" has no columns", source->displayname)));
+
+	plan->cols.ncols = 0;
+	plan->cols.cols = palloc0(sizeof(PgiColumn) * source->columns.ncols);
+	plan->comparable = true;
+	initStringInfo(&sel);
+	appendStringInfoString(&sel, "SELECT ");
+	for (i = 0; i < source->columns.ncols; i++)
+	{
+		PgiColumn  *scol = &source->columns.cols[i];
+		int			t = pgi_column_index(&target->columns, scol->name);
+		PgiColumn  *tcol;
+
+		if (t < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of source \"%s\" does not exist in \"%s\"",
+							scol->name, source->displayname, target->displayname),
+					 errhint("Leave the column out of the source, or add it to the target.")));
+		tcol = &target->columns.cols[t];
+		if (tcol->generated != '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_GENERATED_ALWAYS),
+					 errmsg("column \"%s\" of \"%s\" is a generated column",
+							tcol->name, target->displayname),
+					 errdetail("Generated columns are computed by the table and cannot be written."),
+					 errhint("Leave \"%s\" out of the source.", tcol->name)));
+		if (tcol->identity == ATTRIBUTE_IDENTITY_ALWAYS)
+			ereport(ERROR,
+					(errcode(ERRCODE_GENERATED_ALWAYS),
+					 errmsg("column \"%s\" of \"%s\" is an identity column defined as GENERATED ALWAYS",
+							tcol->name, target->displayname),
+					 errhint("Leave \"%s\" out of the source, or make it GENERATED BY DEFAULT.",
+							 tcol->name)));
+		if (scol->typid != tcol->typid &&
+			!can_coerce_type(1, &scol->typid, &tcol->typid, COERCION_ASSIGNMENT))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" is of type %s in source \"%s\" but of type %s in \"%s\"",
+							scol->name, format_type_be(scol->typid), source->displayname,
+							format_type_be(tcol->typid), target->displayname),
+					 errdetail("There is no assignment cast from %s to %s.",
+							   format_type_be(scol->typid),
+							   format_type_be(tcol->typid))));
+		if (plan->comparable && source->columns.ncols > IMAGE_MAX_ARGS &&
+			!type_has_send(tcol->typid))
+		{
+			plan->comparable = false;
+			plan->uncomparable = psprintf("Column \"%s\" has a type without a binary send function, so rows of more than %d columns cannot be compared.",
+										  tcol->name, IMAGE_MAX_ARGS);
+		}
+
+		plan->cols.cols[plan->cols.ncols++] = *tcol;
+		if (i > 0)
+			appendStringInfoString(&sel, ", ");
+		if (scol->typid != tcol->typid ||
+			(tcol->typmod >= 0 && scol->typmod != tcol->typmod))
+		{
+			appendStringInfoString(&sel, "CAST(");
+			pgi_append_column(&sel, "s0", scol);
+			appendStringInfoString(&sel, " AS ");
+			pgi_append_type(&sel, tcol->typid, tcol->typmod);
+			appendStringInfoString(&sel, ") AS ");
+			pgi_append_ident(&sel, tcol->name);
+		}
+		else
+			pgi_append_column(&sel, "s0", scol);
+	}
+	appendStringInfo(&sel, " FROM %s s0", source->qualname);
+	plan->sel = sel.data;
+}
+
+/*
+ * A row's binary image as one bytea: schema._replace_image(a.c1, a.c2, ...),
+ * or for rows too wide for one function call, the bytes of record_send.
+ */
+static void
+append_image(StringInfo buf, ReplacePlan *plan, const char *alias)
+{
+	if (plan->cols.ncols > IMAGE_MAX_ARGS)
+	{
+		appendStringInfoString(buf, "pg_catalog.record_send(ROW(");
+		pgi_append_column_list(buf, alias, &plan->cols, NIL);
+		appendStringInfoString(buf, "))");
+		return;
+	}
+	appendStringInfo(buf, "%s(", plan->imagefn);
+	pgi_append_column_list(buf, alias, &plan->cols, NIL);
+	appendStringInfoChar(buf, ')');
+}
+
+/* What _replace_image knows about its arguments, kept in fn_extra. */
+typedef struct ImageArg
+{
+	int16		typlen;
+	bool		byval;
+} ImageArg;
+
+typedef struct ImageArgs
+{
+	int			nargs;
+	ImageArg	arg[FLEXIBLE_ARRAY_MEMBER];
+} ImageArgs;
+
+/*
+ * _replace_image(VARIADIC "any") RETURNS bytea: the binary image of its
+ * arguments, the bytes record_image_eq compares, so that two rows have
+ * equal images exactly when *= says they are identical: NULLs match, 1.0
+ * and 1.00 differ, and every type compares, with or without an equality
+ * operator.  Per argument: a tag byte, then for a varlena its detoasted
+ * length and payload, for a C string its bytes and terminator, for a
+ * fixed-length type its typlen bytes.  The argument types are fixed by the
+ * call site, so the encoding is unambiguous.
+ */
+Datum
+pgi_replace_image(PG_FUNCTION_ARGS)
+{
+	ImageArgs  *ia = (ImageArgs *) fcinfo->flinfo->fn_extra;
+	int			nargs = PG_NARGS();
+	Size		len = VARHDRSZ;
+	bytea	   *result;
+	char	   *p;
+	int			i;
+
+	if (ia == NULL || ia->nargs != nargs)
+	{
+		if (get_fn_expr_variadic(fcinfo->flinfo))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("_replace_image does not take a VARIADIC array")));
+		ia = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+								offsetof(ImageArgs, arg) + sizeof(ImageArg) * Max(nargs, 1));
+		ia->nargs = nargs;
+		for (i = 0; i < nargs; i++)
+			get_typlenbyval(get_fn_expr_argtype(fcinfo->flinfo, i),
+							&ia->arg[i].typlen, &ia->arg[i].byval);
+		fcinfo->flinfo->fn_extra = ia;
+	}
+
+	/* first the size, then one allocation */
+	for (i = 0; i < nargs; i++)
+	{
+		len += 1;
+		if (PG_ARGISNULL(i))
+			continue;
+		if (ia->arg[i].typlen == -1)
+			len += sizeof(uint32) +
+				VARSIZE_ANY_EXHDR(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(i)));
+		else if (ia->arg[i].typlen == -2)
+			len += strlen(DatumGetCString(PG_GETARG_DATUM(i))) + 1;
+		else
+			len += ia->arg[i].typlen;
+	}
+	result = palloc(len);
+	SET_VARSIZE(result, len);
+	p = VARDATA(result);
+	for (i = 0; i < nargs; i++)
+	{
+		Datum		d = PG_GETARG_DATUM(i);
+
+		if (PG_ARGISNULL(i))
+		{
+			*p++ = 'n';
+			continue;
+		}
+		*p++ = 'v';
+		if (ia->arg[i].typlen == -1)
+		{
+			struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+			uint32		vlen = VARSIZE_ANY_EXHDR(v);
+
+			memcpy(p, &vlen, sizeof(uint32));
+			p += sizeof(uint32);
+			memcpy(p, VARDATA_ANY(v), vlen);
+			p += vlen;
+		}
+		else if (ia->arg[i].typlen == -2)
+		{
+			Size		slen = strlen(DatumGetCString(d)) + 1;
+
+			memcpy(p, DatumGetCString(d), slen);
+			p += slen;
+		}
+		else if (ia->arg[i].byval)
+		{
+			store_att_byval(p, d, ia->arg[i].typlen);
+			p += ia->arg[i].typlen;
+		}
+		else
+		{
+			memcpy(p, DatumGetPointer(d), ia->arg[i].typlen);
+			p += ia->arg[i].typlen;
+		}
+	}
+	Assert(p == (char *) result + len);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/* FROM <target> t WHERE (<slice>) */
+static void
+append_target_slice(StringInfo buf, ReplacePlan *plan, const char *from)
+{
+	appendStringInfo(buf, " FROM %s t WHERE (%s)", from, plan->pred);
+}
+
+/*
+ * Serialize replaces of one slice: a transaction-level advisory lock on
+ * (table, hash of the slice), plus the table's own key, shared by slices
+ * and exclusive for the whole table, so replace_table waits for every
+ * slice and slices run side by side.  Taken in a statement of its own.
+ */
+static void
+lock_slice(Oid relid, const char *slicekey, int keylen, bool whole_table)
+{
+	PgiParams	p;
+
+	memset(&p, 0, sizeof(p));
+	p.types[0] = INT8OID;
+	p.values[0] = Int64GetDatum((int64) relid);
+	p.nulls[0] = ' ';
+	if (whole_table)
+	{
+		p.nargs = 1;
+		pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1)", &p, false, 0,
+					SPI_OK_SELECT);
+		return;
+	}
+	p.nargs = 3;
+	p.types[1] = INT4OID;
+	p.values[1] = Int32GetDatum((int32) relid);
+	p.nulls[1] = ' ';
+	p.types[2] = INT4OID;
+	p.values[2] = Int32GetDatum((int32) hash_bytes((const unsigned char *) slicekey,
+												   keylen));
+	p.nulls[2] = ' ';
+	pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock_shared($1), "
+				"pg_catalog.pg_advisory_xact_lock($2, $3)", &p, false, 0,
+				SPI_OK_SELECT);
+}
+
+/*
+ * Step 2: every source row must lie inside the slice, and an empty source
+ * is refused unless allow_empty.  Returns the number of source rows.
+ */
+static int64
+check_source(ReplacePlan *plan)
+{
+	StringInfoData q;
+	int64		total;
+	int64		outside = 0;
+
+	initStringInfo(&q);
+	if (plan->kind == 't')
+		appendStringInfo(&q, "SELECT pg_catalog.count(*), 0 FROM (%s) s", plan->sel);
+	else
+		appendStringInfo(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE (%s) IS NOT TRUE) FROM (%s) s",
+						 plan->pred, plan->sel);
+	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_SELECT);
+	total = pgi_spi_int8(0, 1);
+	outside = pgi_spi_int8(0, 2);
+
+	if (outside > 0)
+	{
+		char	   *example;
+
+		resetStringInfo(&q);
+		appendStringInfo(&q, "SELECT ROW(s.*)::pg_catalog.text FROM (%s) s WHERE (%s) IS NOT TRUE LIMIT 1",
+						 plan->sel, plan->pred);
+		pgi_spi_run(q.data, &plan->params, false, 1, SPI_OK_SELECT);
+		example = SPI_processed > 0 ? pgi_spi_text(0, 1) : NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("source \"%s\" has rows outside the slice of \"%s\" being replaced",
+						plan->source->displayname, plan->target->displayname),
+				 errdetail("%lld of its %lld rows do not satisfy %s, for example %s.",
+						   (long long) outside, (long long) total, plan->desc,
+						   example ? example : "(unprintable)"),
+				 errhint("Replace a slice that covers these rows, or filter them out of the source.")));
+	}
+	if (total == 0 && !plan->allow_empty)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source \"%s\" is empty", plan->source->displayname),
+				 errdetail("Replacing with it would delete every row of the slice %s of \"%s\".",
+						   plan->desc, plan->target->displayname),
+				 errhint("Pass allow_empty => true to empty the slice on purpose.")));
+	return total;
+}
+
+/*
+ * The read-only half of a diff: per distinct binary image, how many rows
+ * each side holds.  Nothing is locked but the relations themselves.
+ * "from" is the relation the slice is read from: the target, or the one
+ * partition that holds the slice.
+ */
+static void
+diff_count(ReplacePlan *plan, const char *from, DiffCounts *dc)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfoString(&q,
+						   "SELECT pg_catalog.sum(GREATEST(g.nt OPERATOR(pg_catalog.-) g.ns, 0))::pg_catalog.int8, "
+						   "pg_catalog.sum(GREATEST(g.ns OPERATOR(pg_catalog.-) g.nt, 0))::pg_catalog.int8, "
+						   "pg_catalog.sum(LEAST(g.ns, g.nt))::pg_catalog.int8, "
+						   "pg_catalog.sum(g.nt)::pg_catalog.int8, pg_catalog.max(g.ns), pg_catalog.max(g.nt) "
+						   "FROM (SELECT u.img, pg_catalog.count(*) FILTER (WHERE u.src) AS ns, "
+						   "pg_catalog.count(*) FILTER (WHERE NOT u.src) AS nt FROM (SELECT ");
+	append_image(&q, plan, "s");
+	appendStringInfo(&q, " AS img, true AS src FROM (%s) s UNION ALL SELECT ", plan->sel);
+	append_image(&q, plan, "t");
+	appendStringInfoString(&q, ", false");
+	append_target_slice(&q, plan, from);
+	appendStringInfoString(&q, ") u GROUP BY u.img) g");
+	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_SELECT);
+	dc->to_delete = pgi_spi_int8(0, 1);
+	dc->to_insert = pgi_spi_int8(0, 2);
+	dc->unchanged = pgi_spi_int8(0, 3);
+	dc->target_rows = pgi_spi_int8(0, 4);
+	dc->max_source_copies = pgi_spi_int8(0, 5);
+	dc->max_target_copies = pgi_spi_int8(0, 6);
+}
+
+/* DELETE FROM target WHERE (slice): the whole slice */
+static int64
+delete_slice(ReplacePlan *plan)
+{
+	char	   *q = psprintf("DELETE FROM %s t WHERE (%s)",
+							 plan->target->qualname, plan->pred);
+
+	pgi_spi_run(q, &plan->params, false, 0, SPI_OK_DELETE);
+	return (int64) SPI_processed;
+}
+
+/* INSERT INTO target (cols) SELECT cols FROM source: every source row */
+static int64
+insert_all(ReplacePlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
+	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
+	appendStringInfo(&q, ") %s", plan->sel);
+	pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
+	return (int64) SPI_processed;
+}
+
+/*
+ * Delete the target rows of the slice that the source has fewer copies of:
+ * within each group of identical images, rows numbered beyond the source's
+ * count go.  Rows are named by (tableoid, ctid): ctid alone repeats across
+ * partitions.
+ */
+static int64
+diff_delete(ReplacePlan *plan)
+{
+	StringInfoData q;
+	bool		partitioned = plan->target->relkind == RELKIND_PARTITIONED_TABLE;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "DELETE FROM %s t WHERE (%s) AND %s OPERATOR(pg_catalog.=) ANY (SELECT %s FROM "
+					 "(SELECT t.tableoid AS toid, t.ctid AS tid, t.img, "
+					 "pg_catalog.row_number() OVER (PARTITION BY t.img) AS rn FROM (SELECT t.tableoid, t.ctid, ",
+					 plan->target->qualname, plan->pred,
+					 partitioned ? "ROW(t.tableoid, t.ctid)" : "t.ctid",
+					 partitioned ? "x.toid, x.tid" : "x.tid");
+	append_image(&q, plan, "t");
+	appendStringInfoString(&q, " AS img");
+	append_target_slice(&q, plan, plan->target->qualname);
+	appendStringInfoString(&q, ") t) x LEFT JOIN (SELECT s.img, pg_catalog.count(*) AS n FROM (SELECT ");
+	append_image(&q, plan, "s");
+	appendStringInfo(&q, " AS img FROM (%s) s) s GROUP BY s.img) c ON x.img OPERATOR(pg_catalog.=) c.img "
+					 "WHERE x.rn OPERATOR(pg_catalog.>) COALESCE(c.n, 0))", plan->sel);
+	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_DELETE);
+	return (int64) SPI_processed;
+}
+
+/*
+ * Insert the source rows the slice has fewer copies of, counted after
+ * diff_delete: within each group of identical images, source rows numbered
+ * beyond the slice's count go in.
+ */
+static int64
+diff_insert(ReplacePlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
+	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
+	appendStringInfoString(&q, ") SELECT ");
+	pgi_append_column_list(&q, "x", &plan->cols, NIL);
+	appendStringInfoString(&q, " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY s.\"pgi img\") AS \"pgi rn\" "
+						   "FROM (SELECT s.*, ");
+	append_image(&q, plan, "s");
+	appendStringInfo(&q, " AS \"pgi img\" FROM (%s) s) s) x LEFT JOIN (SELECT ", plan->sel);
+	append_image(&q, plan, "t");
+	appendStringInfoString(&q, " AS img, pg_catalog.count(*) AS n");
+	append_target_slice(&q, plan, plan->target->qualname);
+	appendStringInfoString(&q, " GROUP BY 1) c ON x.\"pgi img\" OPERATOR(pg_catalog.=) c.img "
+						   "WHERE x.\"pgi rn\" OPERATOR(pg_catalog.>) COALESCE(c.n, 0)");
+	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_INSERT);
+	return (int64) SPI_processed;
+}
+
+/*
+ * The same two steps when no image repeats on the side that decides: a
+ * slice without duplicate rows loses exactly the rows whose image the
+ * source lacks, and a source without duplicates adds exactly the rows whose
+ * image the slice (after the delete) lacks.  Hash anti-joins, with no
+ * numbering and so no sort of either side.
+ */
+static int64
+diff_delete_unique(ReplacePlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "DELETE FROM %s t WHERE (%s) AND NOT EXISTS (SELECT 1 FROM (%s) s WHERE ",
+					 plan->target->qualname, plan->pred, plan->sel);
+	append_image(&q, plan, "s");
+	appendStringInfoString(&q, " OPERATOR(pg_catalog.=) ");
+	append_image(&q, plan, "t");
+	appendStringInfoChar(&q, ')');
+	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_DELETE);
+	return (int64) SPI_processed;
+}
+
+static int64
+diff_insert_unique(ReplacePlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
+	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
+	appendStringInfoString(&q, ") SELECT ");
+	pgi_append_column_list(&q, "s", &plan->cols, NIL);
+	appendStringInfo(&q, " FROM (%s) s WHERE NOT EXISTS (SELECT 1", plan->sel);
+	append_target_slice(&q, plan, plan->target->qualname);
+	appendStringInfoString(&q, " AND ");
+	append_image(&q, plan, "t");
+	appendStringInfoString(&q, " OPERATOR(pg_catalog.=) ");
+	append_image(&q, plan, "s");
+	appendStringInfoChar(&q, ')');
+	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_INSERT);
+	return (int64) SPI_processed;
+}
+
+/* Write what diff_count found, and only that. */
+static void
+diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
+{
+	*deleted = 0;
+	*inserted = 0;
+	if (dc->to_delete > 0)
+	{
+		if (dc->to_delete == dc->target_rows)
+			*deleted = delete_slice(plan);
+		else if (dc->max_target_copies <= 1)
+			*deleted = diff_delete_unique(plan);
+		else
+			*deleted = diff_delete(plan);
+	}
+	CHECK_FOR_INTERRUPTS();
+	if (dc->to_insert > 0)
+	{
+		if (dc->unchanged == 0)
+			*inserted = insert_all(plan);
+		else if (dc->max_source_copies <= 1)
+			*inserted = diff_insert_unique(plan);
+		else
+			*inserted = diff_insert(plan);
+	}
+}
+
+/*
+ * Steps 2 and 3, once the slice is known and locked.  st says where the
+ * slice lies in a partitioned target (NULL for replace_where, which never
+ * swaps).
+ */
+static void
+replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
+				PgiSwapTarget *st)
+{
+	int64		total;
+	int64		deleted = 0;
+	int64		inserted = 0;
+	int64		unchanged = 0;
+	DiffCounts	dc;
+	bool		counted = false;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	total = check_source(plan);
+
+	if (st != NULL && st->partitioned && st->routable && !st->found)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("no partition of \"%s\" holds the slice %s",
+						plan->target->displayname, plan->desc),
+				 errdetail("The value matches no partition, and the table has no default partition."),
+				 errhint("Create the partition first.")));
+
+	if (mode == MODE_SWAP || mode == MODE_AUTO)
+	{
+		if (st != NULL)
+			pgi_swap_check(plan->target, st);
+		if (mode == MODE_SWAP && (st == NULL || st->refusal != NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot replace this slice of \"%s\" by swapping a partition",
+							plan->target->displayname),
+					 errdetail("%s", st ? st->refusal : "replace_where slices are not partitions."),
+					 errhint("Use mode => 'diff' or mode => 'delete_insert'.")));
+	}
+
+	if (mode == MODE_AUTO)
+	{
+		mode = MODE_DIFF;
+		if (st != NULL && st->refusal == NULL && plan->comparable)
+		{
+			/*
+			 * Count against the partition alone: no lock on the parent is
+			 * taken before the swap's own, so two swaps of different
+			 * partitions cannot deadlock on lock upgrades.
+			 */
+			char	   *leaf = quote_qualified_identifier(get_namespace_name(get_rel_namespace(st->leaf)),
+														  get_rel_name(st->leaf));
+
+			diff_count(plan, leaf, &dc);
+			counted = true;
+			if (Max(dc.target_rows, total) >= AUTO_SWAP_MIN_ROWS &&
+				(double) Max(dc.to_delete, dc.to_insert) >=
+				AUTO_SWAP_MIN_CHANGED * (double) Max(total, dc.target_rows))
+				mode = MODE_SWAP;
+		}
+		else if (st != NULL && st->refusal == NULL)
+			mode = MODE_SWAP;
+	}
+
+	if (mode == MODE_DIFF && !plan->comparable)
+	{
+		ereport(NOTICE,
+				(errmsg("replacing the slice of \"%s\" with delete_insert instead of diff",
+						plan->target->displayname),
+				 errdetail("%s", plan->uncomparable)));
+		mode = MODE_DELETE_INSERT;
+	}
+
+	switch (mode)
+	{
+		case MODE_DIFF:
+			if (!counted)
+				diff_count(plan, plan->target->qualname, &dc);
+			if (dc.to_delete > 0 || dc.to_insert > 0)
+				diff_write(plan, &dc, &deleted, &inserted);
+			unchanged = dc.unchanged;
+			break;
+		case MODE_DELETE_INSERT:
+			deleted = delete_slice(plan);
+			inserted = insert_all(plan);
+			break;
+		case MODE_SWAP:
+			deleted = counted ? dc.target_rows : pgi_swap_count_leaf(st);
+			pgi_swap_run(plan->target, st, &plan->cols, plan->sel, &inserted);
+			break;
+		case MODE_AUTO:
+			elog(ERROR, "unresolved replace mode");
+	}
+
+	values[0] = Int64GetDatum(deleted);
+	values[1] = Int64GetDatum(inserted);
+	values[2] = Int64GetDatum(unchanged);
+	values[3] = CStringGetTextDatum(mode_name(mode));
+	pgi_return_row(fcinfo, values, nulls);
+}
+
+/*
+ * Our statements run without parallel workers: the planner cannot estimate
+ * how many distinct images a slice has (it guesses 200), and a parallel
+ * partial aggregate built on that guess spills and was measured at twice
+ * the time of a serial hash aggregate.  The setting is the caller's again
+ * when the function returns, or when its (sub)transaction aborts.
+ */
+static int
+begin_settings(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("max_parallel_workers_per_gather", "0",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return nest;
+}
+
+/* Open target and source, and match their columns. */
+static void
+plan_open(ReplacePlan *plan, FunctionCallInfo fcinfo)
+{
+	plan->imagefn = quote_qualified_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)),
+											   "_replace_image");
+	plan->target = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_WRITE, "target");
+	plan->source = pgi_relation_open(PG_GETARG_OID(1), PGI_REL_READ, "source");
+	plan_columns(plan);
+}
+
+/*
+ * The type of a slice column as the catalogs say before the target is
+ * locked: only used to cast the slice values for the advisory lock's key,
+ * which must be taken before the target's lock.  Everything is checked
+ * again, under the lock.
+ */
+static Oid
+unlocked_column_type(Oid relid, const char *colname, int32 *typmod)
+{
+	AttrNumber	attnum = get_attnum(relid, colname);
+	Oid			typid;
+	Oid			collid;
+
+	*typmod = -1;
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		return InvalidOid;
+	get_atttypetypmodcoll(relid, attnum, &typid, typmod, &collid);
+	return typid;
+}
+
+/* CAST($1 AS coltype), run once; the result lives until SPI_finish */
+static Datum
+cast_value(Datum value, Oid fromtype, Oid totype, int32 typmod,
+		   const char *argname, const char *colname)
+{
+	StringInfoData q;
+	PgiParams	p;
+	bool		isnull;
+	int16		typlen;
+	bool		typbyval;
+
+	if (fromtype == totype && typmod < 0)
+		return value;
+	if (fromtype != UNKNOWNOID &&
+		!can_coerce_type(1, &fromtype, &totype, COERCION_EXPLICIT))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("argument \"%s\" is of type %s but column \"%s\" is of type %s",
+						argname, format_type_be(fromtype), colname,
+						format_type_be(totype)),
+				 errdetail("There is no cast from %s to %s.",
+						   format_type_be(fromtype), format_type_be(totype))));
+	memset(&p, 0, sizeof(p));
+	p.nargs = 1;
+	p.types[0] = (fromtype == UNKNOWNOID) ? TEXTOID : fromtype;
+	p.values[0] = value;
+	p.nulls[0] = ' ';
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT CAST($1 AS ");
+	pgi_append_type(&q, totype, typmod);
+	appendStringInfoChar(&q, ')');
+	pgi_spi_run(q.data, &p, false, 0, SPI_OK_SELECT);
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	get_typlenbyval(totype, &typlen, &typbyval);
+	return datumCopy(value, typbyval, typlen);
+}
+
+/*
+ * The operator of the column type's default btree opclass for a strategy,
+ * ">=" included (pgi_type_operator knows =, < and >).  A type without one
+ * cannot define a slice: 42883.
+ */
+static Oid
+slice_operator(PgiColumn *col, int strategy)
+{
+	TypeCacheEntry *tce;
+	Oid			opno = InvalidOid;
+
+	tce = lookup_type_cache(col->typid, TYPECACHE_BTREE_OPFAMILY);
+	if (OidIsValid(tce->btree_opf))
+		opno = get_opfamily_member(tce->btree_opf, tce->btree_opintype,
+								   tce->btree_opintype, strategy);
+	if (!OidIsValid(opno))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify %s operator for type %s",
+						strategy == BTEqualStrategyNumber ? "an equality" : "an ordering",
+						format_type_be(col->typid)),
+				 errdetail("Column \"%s\" needs one to define a slice.", col->name)));
+	return opno;
+}
+
+/* "day = 2025-01-15" or "day >= 2025-01-01 AND day < 2025-02-01" */
+static char *
+slice_description(PgiColumn *col, char kind, Datum *values)
+{
+	Oid			out;
+	bool		varlena;
+
+	getTypeOutputInfo(col->typid, &out, &varlena);
+	if (kind == 'p')
+		return psprintf("%s = %s", quote_identifier(col->name),
+						OidOutputFunctionCall(out, values[0]));
+	return psprintf("%s >= %s AND %s < %s",
+					quote_identifier(col->name), OidOutputFunctionCall(out, values[0]),
+					quote_identifier(col->name), OidOutputFunctionCall(out, values[1]));
+}
+
+/* The canonical encoding of slice values, for the advisory lock's key. */
+static void
+append_slice_key(StringInfo key, Datum *values, int nvalues, Oid typid)
+{
+	int			i;
+
+	for (i = 0; i < nvalues; i++)
+		pgi_encode_value(key, values[i], false, typid);
+}
+
+/*
+ * replace_partition and replace_partition_range: the slice is one value,
+ * or a half-open range, of one column.
+ */
+static Datum
+replace_by_column(FunctionCallInfo fcinfo, char kind)
+{
+	ReplacePlan plan;
+	ReplaceMode mode;
+	int			nest;
+	PgiSwapTarget st;
+	char	   *colname;
+	int			nvalues = (kind == 'p') ? 1 : 2;
+	int			modearg = 3 + nvalues;
+	const char *argnames[2];
+	Datum		values[2];
+	Oid			argtype;
+	Oid			coltype;
+	int32		coltypmod;
+	StringInfoData key;
+	StringInfoData pred;
+	PgiColumn  *col;
+	int			i;
+
+	argnames[0] = (kind == 'p') ? "partition_value" : "lower";
+	argnames[1] = "upper";
+	pgi_require_arg(fcinfo, 0, "target");
+	pgi_require_arg(fcinfo, 1, "source");
+	pgi_require_arg(fcinfo, 2, "partition_column");
+	for (i = 0; i < nvalues; i++)
+		pgi_require_arg(fcinfo, 3 + i, argnames[i]);
+	mode = parse_mode(fcinfo, modearg);
+	pgi_require_arg(fcinfo, modearg + 1, "allow_empty");
+
+	memset(&plan, 0, sizeof(plan));
+	plan.kind = kind;
+	plan.allow_empty = PG_GETARG_BOOL(modearg + 1);
+	colname = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	argtype = get_fn_expr_argtype(fcinfo->flinfo, 3);
+	if (!OidIsValid(argtype))
+		elog(ERROR, "could not determine the type of argument \"%s\"", argnames[0]);
+
+	SPI_connect();
+	nest = begin_settings();
+
+	/* step 1, before any lock on the target: see lock_slice */
+	coltype = unlocked_column_type(PG_GETARG_OID(0), colname, &coltypmod);
+	initStringInfo(&key);
+	appendStringInfoChar(&key, kind);
+	for (i = 0; i < nvalues; i++)
+		values[i] = OidIsValid(coltype) ?
+			cast_value(PG_GETARG_DATUM(3 + i), argtype, coltype, coltypmod,
+					   argnames[i], colname) :
+			PG_GETARG_DATUM(3 + i);
+	append_slice_key(&key, values, nvalues, OidIsValid(coltype) ? coltype : argtype);
+	lock_slice(PG_GETARG_OID(0), key.data, key.len, false);
+
+	plan_open(&plan, fcinfo);
+	plan.colidx = pgi_column_index(&plan.target->columns, colname);
+	if (plan.colidx < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("partition column \"%s\" does not exist in \"%s\"",
+						colname, plan.target->displayname)));
+	if (pgi_column_index(&plan.cols, colname) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("partition column \"%s\" does not exist in source \"%s\"",
+						colname, plan.source->displayname),
+				 errdetail("Every source row must say which slice it belongs to.")));
+	col = &plan.target->columns.cols[plan.colidx];
+	if (col->typid != coltype || col->typmod != coltypmod)
+	{
+		/* the column changed type between the lookup and the lock */
+		for (i = 0; i < nvalues; i++)
+			values[i] = cast_value(PG_GETARG_DATUM(3 + i), argtype, col->typid,
+								   col->typmod, argnames[i], colname);
+	}
+
+	plan.params.nargs = nvalues;
+	initStringInfo(&pred);
+	for (i = 0; i < nvalues; i++)
+	{
+		plan.params.types[i] = col->typid;
+		plan.params.values[i] = values[i];
+		plan.params.nulls[i] = ' ';
+		if (i > 0)
+			appendStringInfoString(&pred, " AND ");
+		pgi_append_ident(&pred, col->name);
+		appendStringInfoChar(&pred, ' ');
+		pgi_append_operator(&pred,
+							slice_operator(col,
+										   kind == 'p' ? BTEqualStrategyNumber :
+										   i == 0 ? BTGreaterEqualStrategyNumber :
+										   BTLessStrategyNumber));
+		appendStringInfo(&pred, " $%d", i + 1);
+	}
+	plan.pred = pred.data;
+	plan.desc = slice_description(col, kind, values);
+
+	pgi_swap_locate(plan.target, plan.colidx, kind, values, &st);
+	replace_execute(fcinfo, &plan, mode, &st);
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
+
+Datum
+pgi_replace_partition(PG_FUNCTION_ARGS)
+{
+	return replace_by_column(fcinfo, 'p');
+}
+
+Datum
+pgi_replace_partition_range(PG_FUNCTION_ARGS)
+{
+	return replace_by_column(fcinfo, 'r');
+}
+
+Datum
+pgi_replace_table(PG_FUNCTION_ARGS)
+{
+	ReplacePlan plan;
+	ReplaceMode mode;
+	int			nest;
+
+	pgi_require_arg(fcinfo, 0, "target");
+	pgi_require_arg(fcinfo, 1, "source");
+	mode = parse_mode(fcinfo, 2);
+	pgi_require_arg(fcinfo, 3, "allow_empty");
+
+	memset(&plan, 0, sizeof(plan));
+	plan.kind = 't';
+	plan.allow_empty = PG_GETARG_BOOL(3);
+	plan.pred = "true";
+	plan.desc = "(the whole table)";
+	plan.colidx = -1;
+
+	SPI_connect();
+	nest = begin_settings();
+	lock_slice(PG_GETARG_OID(0), "t", 1, true);
+	plan_open(&plan, fcinfo);
+	if (mode == MODE_SWAP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot replace all of \"%s\" by swapping a partition",
+						plan.target->displayname),
+				 errdetail("Swap replaces one leaf partition; the whole table is not one."),
+				 errhint("Use mode => 'diff' or mode => 'delete_insert'.")));
+	replace_execute(fcinfo, &plan, mode, NULL);
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
+
+/*
+ * Reject anything in a predicate that writes or locks: a data-modifying
+ * statement in a WITH or a subquery, or a row-locking clause.
+ */
+static bool
+predicate_writes_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, InsertStmt) || IsA(node, UpdateStmt) ||
+		IsA(node, DeleteStmt) || IsA(node, MergeStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("predicate must not contain a data-modifying statement")));
+	if (IsA(node, SelectStmt) && ((SelectStmt *) node)->lockingClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("predicate must not lock rows"),
+				 errdetail("It contains a FOR UPDATE or FOR SHARE clause.")));
+	return raw_expression_tree_walker(node, predicate_writes_walker, context);
+}
+
+static void
+not_one_expression(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNTAX_ERROR),
+			 errmsg("predicate must be a single boolean expression"),
+			 errdetail("%s", why),
+			 errhint("Write it as the condition of a WHERE clause over the target's columns, such as: day >= '2025-01-01' AND tenant_id = 7.")));
+}
+
+/*
+ * The grammar's own syntax errors, said about the predicate: their cursor
+ * position is within the predicate, not within the caller's statement.
+ */
+static List *
+parse_expression_text(const char *text)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	List	   *raw = NIL;
+
+	PG_TRY();
+	{
+		raw = raw_parser(text, RAW_PARSE_PLPGSQL_EXPR);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_SYNTAX_ERROR)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("predicate must be a single boolean expression"),
+				 edata->cursorpos > 0 ?
+				 errdetail("%s, at character %d of the predicate.",
+						   edata->message, edata->cursorpos) :
+				 errdetail("%s.", edata->message)));
+	}
+	PG_END_TRY();
+	return raw;
+}
+
+static void
+predicate_error_context(void *arg)
+{
+	errcontext("predicate: %s", (const char *) arg);
+}
+
+/*
+ * Parse the predicate as exactly one expression, the way PL/pgSQL parses
+ * an expression (so ";", FROM, a second column and the like are syntax
+ * errors), analyse it against the target's columns (42703 for a column it
+ * lacks, 42804 when not boolean), and return it deparsed: the text that is
+ * then embedded is the analysed expression itself, with no comment or
+ * parenthesis of the caller's able to change the statement around it.
+ * It runs as the caller, in the caller's statements: it can do nothing a
+ * WHERE clause of theirs could not.
+ */
+static char *
+parse_predicate(PgiRelation *target, const char *text)
+{
+	List	   *raw;
+	RawStmt    *rs;
+	SelectStmt *sel;
+	ResTarget  *rt;
+	Relation	rel;
+	ParseState *pstate;
+	ParseNamespaceItem *nsitem;
+	Node	   *expr;
+	char	   *result;
+	ErrorContextCallback errcallback;
+
+	raw = parse_expression_text(text);
+	if (list_length(raw) != 1)
+		not_one_expression("It is not one expression.");
+	rs = linitial_node(RawStmt, raw);
+	if (!IsA(rs->stmt, SelectStmt))
+		not_one_expression("It is not an expression.");
+	sel = (SelectStmt *) rs->stmt;
+	if (sel->targetList == NIL)
+		not_one_expression("It is empty.");
+	if (list_length(sel->targetList) != 1)
+		not_one_expression("It is a list of expressions.");
+	if (sel->fromClause != NIL || sel->whereClause != NULL ||
+		sel->groupClause != NIL || sel->havingClause != NULL ||
+		sel->windowClause != NIL || sel->sortClause != NIL ||
+		sel->limitOffset != NULL || sel->limitCount != NULL ||
+		sel->lockingClause != NIL || sel->withClause != NULL ||
+		sel->distinctClause != NIL || sel->intoClause != NULL ||
+		sel->valuesLists != NIL || sel->op != SETOP_NONE)
+		not_one_expression("It has clauses beyond an expression (FROM, WHERE, GROUP BY, ORDER BY, ...).");
+	rt = linitial_node(ResTarget, sel->targetList);
+	if (rt->name != NULL)
+		not_one_expression("It names its result with AS.");
+	predicate_writes_walker(rt->val, NULL);
+
+	/*
+	 * No p_sourcetext: an error's cursor would point into the caller's
+	 * statement at the predicate's offset; the context line names it.
+	 */
+	errcallback.callback = predicate_error_context;
+	errcallback.arg = (void *) text;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	rel = relation_open(target->relid, NoLock);
+	pstate = make_parsestate(NULL);
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL,
+										   false, true);
+	addNSItemToQuery(pstate, nsitem, false, true, true);
+
+	/*
+	 * Analysed as a select-list item, which admits set-returning functions,
+	 * aggregates and window functions, so that they can be refused here as
+	 * what they are: not a condition on a row.
+	 */
+	expr = transformExpr(pstate, rt->val, EXPR_KIND_SELECT_TARGET);
+	if (pstate->p_hasTargetSRFs)
+		not_one_expression("It calls a set-returning function.");
+	if (pstate->p_hasAggs || pstate->p_hasWindowFuncs)
+		not_one_expression("It calls an aggregate or window function.");
+	expr = coerce_to_boolean(pstate, expr, "predicate");
+	assign_expr_collations(pstate, expr);
+	if (contain_volatile_functions(expr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("predicate must not call volatile functions"),
+				 errdetail("It is evaluated several times (on the source, then on the target), and must select the same rows each time."),
+				 errhint("Compute the value first and write it into the predicate.")));
+	result = deparse_expression(expr,
+								deparse_context_for(RelationGetRelationName(rel),
+													RelationGetRelid(rel)),
+								false, false);
+	free_parsestate(pstate);
+	relation_close(rel, NoLock);
+	error_context_stack = errcallback.previous;
+	return result;
+}
+
+Datum
+pgi_replace_where(PG_FUNCTION_ARGS)
+{
+	ReplacePlan plan;
+	ReplaceMode mode;
+	int			nest;
+
+	pgi_require_arg(fcinfo, 0, "target");
+	pgi_require_arg(fcinfo, 1, "source");
+	pgi_require_arg(fcinfo, 2, "predicate");
+	mode = parse_mode(fcinfo, 3);
+	pgi_require_arg(fcinfo, 4, "allow_empty");
+
+	memset(&plan, 0, sizeof(plan));
+	plan.kind = 'w';
+	plan.allow_empty = PG_GETARG_BOOL(4);
+	plan.colidx = -1;
+
+	SPI_connect();
+	nest = begin_settings();
+
+	/*
+	 * The target is locked (ROW EXCLUSIVE) before the slice here, to parse
+	 * the predicate into the normalized text that keys the advisory lock:
+	 * replace_where never swaps, so it never upgrades that lock.
+	 */
+	plan_open(&plan, fcinfo);
+	plan.pred = parse_predicate(plan.target, text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	plan.desc = plan.pred;
+	lock_slice(plan.target->relid, plan.pred, strlen(plan.pred), false);
+	replace_execute(fcinfo, &plan, mode, NULL);
+	AtEOXact_GUC(true, nest);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
