@@ -584,10 +584,82 @@ copy_properties(Oid leaf, const char *newq, List *indexes)
 	}
 }
 
+/* What one attempt at the window needs, passed through pgi_run_in_subxact. */
+typedef struct SwapWindow
+{
+	Oid			parent;
+	const char *parentq;
+	PgiSwapTarget *st;
+	const char *nsp;
+	const char *oldq;
+	const char *newq;
+	const char *bound;
+	List	   *indexes;
+	TimestampTz granted;
+	TimestampTz finished;
+} SwapWindow;
+
+static void
+window_once(void *arg)
+{
+	SwapWindow *w = (SwapWindow *) arg;
+	int			nest = NewGUCNestLevel();
+	char		timeout[32];
+	PgiParams	p;
+	ListCell   *lc;
+
+	snprintf(timeout, sizeof(timeout), "%d", pgi_lock_timeout);
+	(void) set_config_option("lock_timeout", timeout, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	/* ONLY: the parent's other partitions need no lock of ours */
+	run_utility(psprintf("LOCK TABLE ONLY %s, ONLY %s IN ACCESS EXCLUSIVE MODE",
+						 w->parentq, w->oldq));
+	w->granted = GetCurrentTimestamp();
+
+	memset(&p, 0, sizeof(p));
+	p.nargs = 2;
+	p.types[0] = OIDOID;
+	p.values[0] = ObjectIdGetDatum(w->st->leaf);
+	p.nulls[0] = ' ';
+	p.types[1] = OIDOID;
+	p.values[1] = ObjectIdGetDatum(w->parent);
+	p.nulls[1] = ' ';
+	pgi_spi_run("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1 "
+				"AND inhparent OPERATOR(pg_catalog.=) $2 AND NOT inhdetachpending",
+				&p, false, 1, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("partition \"%s\" was detached while its replacement was loaded",
+						w->st->leafname)));
+
+	run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", w->parentq, w->oldq));
+	run_utility(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s", w->parentq, w->newq, w->bound));
+	run_utility(psprintf("DROP TABLE %s", w->oldq));
+	run_utility(psprintf("ALTER TABLE %s RENAME TO %s", w->newq,
+						 quote_identifier(w->st->leafname)));
+	foreach(lc, w->indexes)
+	{
+		SwapIndex  *si = lfirst(lc);
+
+		run_utility(psprintf("ALTER INDEX %s RENAME TO %s",
+							 quote_qualified_identifier(w->nsp, si->tmpname),
+							 quote_identifier(si->oldname)));
+	}
+	run_utility(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", w->oldq,
+						 BOUND_CONSTRAINT));
+	w->finished = GetCurrentTimestamp();
+
+	/* lock_timeout back to the caller's; an error undoes it with the subxact */
+	AtEOXact_GUC(true, nest);
+}
+
 /*
  * The window: one attempt, in a subtransaction so that a lock timeout can
  * be undone and retried.  Returns false when the attempt timed out waiting
- * for a lock (or deadlocked) and was rolled back.
+ * for a lock (or deadlocked) and was rolled back; after the last attempt
+ * that is an error saying why.
  */
 static bool
 try_window(Oid parent, const char *parentq, const char *parentname,
@@ -596,95 +668,33 @@ try_window(Oid parent, const char *parentq, const char *parentname,
 		   const char *bound, List *indexes, bool last_attempt,
 		   TimestampTz *granted, TimestampTz *finished)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool done = true;
+	static const int codes[] = {ERRCODE_LOCK_NOT_AVAILABLE,
+	ERRCODE_T_R_DEADLOCK_DETECTED, 0};
+	SwapWindow	w;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
+	w.parent = parent;
+	w.parentq = parentq;
+	w.st = st;
+	w.nsp = nsp;
+	w.oldq = oldq;
+	w.newq = newq;
+	w.bound = bound;
+	w.indexes = indexes;
+	if (pgi_run_in_subxact(window_once, &w, codes) == 0)
 	{
-		int			nest = NewGUCNestLevel();
-		char		timeout[32];
-		PgiParams	p;
-		ListCell   *lc;
-
-		snprintf(timeout, sizeof(timeout), "%d", pgi_lock_timeout);
-		(void) set_config_option("lock_timeout", timeout, PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-
-		/* ONLY: the parent's other partitions need no lock of ours */
-		run_utility(psprintf("LOCK TABLE ONLY %s, ONLY %s IN ACCESS EXCLUSIVE MODE",
-							 parentq, oldq));
-		*granted = GetCurrentTimestamp();
-
-		memset(&p, 0, sizeof(p));
-		p.nargs = 2;
-		p.types[0] = OIDOID;
-		p.values[0] = ObjectIdGetDatum(st->leaf);
-		p.nulls[0] = ' ';
-		p.types[1] = OIDOID;
-		p.values[1] = ObjectIdGetDatum(parent);
-		p.nulls[1] = ' ';
-		pgi_spi_run("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1 "
-					"AND inhparent OPERATOR(pg_catalog.=) $2 AND NOT inhdetachpending",
-					&p, false, 1, SPI_OK_SELECT);
-		if (SPI_processed != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("partition \"%s\" was detached while its replacement was loaded",
-							st->leafname)));
-
-		run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", parentq, oldq));
-		run_utility(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s", parentq, newq, bound));
-		run_utility(psprintf("DROP TABLE %s", oldq));
-		run_utility(psprintf("ALTER TABLE %s RENAME TO %s", newq,
-							 quote_identifier(st->leafname)));
-		foreach(lc, indexes)
-		{
-			SwapIndex  *si = lfirst(lc);
-
-			run_utility(psprintf("ALTER INDEX %s RENAME TO %s",
-								 quote_qualified_identifier(nsp, si->tmpname),
-								 quote_identifier(si->oldname)));
-		}
-		run_utility(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", oldq,
-							 BOUND_CONSTRAINT));
-		*finished = GetCurrentTimestamp();
-
-		AtEOXact_GUC(true, nest);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+		*granted = w.granted;
+		*finished = w.finished;
+		return true;
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		bool		retry;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		retry = (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-				 edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED);
-		FreeErrorData(edata);
-		if (!retry)
-			PG_RE_THROW();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		if (last_attempt)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("could not lock \"%s\" to swap partition \"%s\"",
-							parentname, st->leafname),
-					 errdetail("Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
-							   pgi_lock_retries + 1, pgi_lock_timeout),
-					 errhint("Retry when long-running transactions on the table have ended, raise pg_idempotent.lock_timeout or pg_idempotent.lock_retries, or use mode => 'diff'.")));
-		done = false;
-	}
-	PG_END_TRY();
-	return done;
+	if (last_attempt)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not lock \"%s\" to swap partition \"%s\"",
+						parentname, st->leafname),
+				 errdetail("Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
+						   pgi_lock_retries + 1, pgi_lock_timeout),
+				 errhint("Retry when long-running transactions on the table have ended, raise pg_idempotent.lock_timeout or pg_idempotent.lock_retries, or use mode => 'diff'.")));
+	return false;
 }
 
 void

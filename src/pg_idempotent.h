@@ -79,6 +79,10 @@ extern void pgi_append_type(StringInfo buf, Oid typid, int32 typmod);
 extern void pgi_append_assignment_cast(StringInfo buf, const char *alias,
 									   const PgiColumn *col, Oid typid,
 									   int32 typmod);
+extern PgiColumnList pgi_match_source_columns(PgiRelation *target,
+											  const PgiColumnList *source,
+											  const char *sourcename,
+											  const char *from, char **sel);
 extern void pgi_append_operator(StringInfo buf, Oid opno);
 extern void pgi_append_key_match(StringInfo buf, const char *left,
 								 const char *right, const PgiColumnList *cols,
