@@ -389,7 +389,7 @@ COMMENT ON FUNCTION checkpoint_get(pg_catalog.text) IS
 /*
  * Each makes one slice of target hold exactly the source's rows, in one of
  * the modes 'diff', 'swap', 'delete_insert' or 'auto'; the result's mode
- * column says which mode ran.  See docs/replace.md.
+ * column says which mode ran.  See README.md, "Replacing a slice".
  */
 
 CREATE FUNCTION replace_partition(target pg_catalog.regclass,

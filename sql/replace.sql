@@ -292,7 +292,7 @@ SET client_min_messages = warning;
 DROP SCHEMA evil_replace CASCADE;
 RESET client_min_messages;
 
--- the daily_sales example of docs/replace.md, run ten times: every run
+-- the daily_sales example of README.md ("Replacing a slice"), run ten times: every run
 -- leaves the same table
 CREATE TABLE fingerprints (run int, fp text);
 CREATE TABLE daily_sales_stage ();
