@@ -73,3 +73,13 @@ EXCEPTION WHEN OTHERS THEN
 	RAISE NOTICE 'refused: % (%)', SQLERRM, SQLSTATE;
 END $$;
 SELECT count(*) AS shops_on_2025_01_06 FROM daily_sales WHERE day = '2025-01-06';
+
+\echo
+\echo '== Delete missing rows within a scope: shop 3 closed its books for the first five days'
+CREATE TEMP TABLE shop3_restated AS
+SELECT * FROM daily_sales WHERE shop = 3 AND day < '2025-01-06' AND day <> '2025-01-02';
+SELECT * FROM replace_where('daily_sales', 'shop3_restated', $$shop = 3 AND day < '2025-01-06'$$);
+SELECT * FROM replace_where('daily_sales', 'shop3_restated', $$shop = 3 AND day < '2025-01-06'$$);
+SELECT count(*) FILTER (WHERE shop = 3 AND day < '2025-01-06') AS shop3_days_left,
+	   count(*) FILTER (WHERE shop <> 3 OR day >= '2025-01-06') AS other_rows_untouched
+FROM daily_sales;

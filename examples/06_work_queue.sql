@@ -31,3 +31,13 @@ SELECT * FROM ledger_stats('emails') ORDER BY status;
 \echo
 \echo '== A retry of a finished job gets the stored result back, as the first attempt answered'
 SELECT status, result FROM ledger_claim('emails', 'welcome:1');
+
+\echo
+\echo '== Long work keeps its claim with heartbeats: D claims a job and heartbeats past its lease'
+SELECT ledger_enqueue('emails', ARRAY['report:1']) AS enqueued;
+CREATE TEMP TABLE worker_d AS SELECT * FROM ledger_claim_next('emails', 1);
+SELECT pg_sleep(0.04);
+SELECT ledger_heartbeat('emails', key, token, '1 hour') AS d_heartbeat FROM worker_d;
+SELECT pg_sleep(0.06);
+SELECT count(*) AS jobs_e_could_claim FROM ledger_claim_next('emails', 10);
+SELECT ledger_complete('emails', key, token, '{"rows": 42}') AS d_completed FROM worker_d;

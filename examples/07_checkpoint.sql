@@ -46,3 +46,15 @@ SELECT sum(events) = 10500 AS every_event_counted_once FROM event_totals;
 \echo '== Advancing to a position already passed changes nothing'
 SELECT checkpoint_advance('event_totals', 5000) AS moved_back;
 SELECT checkpoint_get('event_totals');
+
+\echo
+\echo '== A fingerprinted checkpoint: a replayed batch must be the batch that was loaded'
+SELECT checkpoint_advance('export', 100, sha256('batch 1..100')) AS first_time;
+SELECT checkpoint_advance('export', 100, sha256('batch 1..100')) AS same_batch_replayed;
+DO $$
+BEGIN
+	PERFORM checkpoint_advance('export', 100, sha256('batch 1..100, but different'));
+	RAISE EXCEPTION 'a changed batch went through';
+EXCEPTION WHEN invalid_parameter_value THEN
+	RAISE NOTICE 'a replay with different contents is refused: %', SQLERRM;
+END $$;

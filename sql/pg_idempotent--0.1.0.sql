@@ -116,6 +116,17 @@ CREATE AGGREGATE _fingerprint_agg(record) (
 	PARALLEL = SAFE
 );
 
+COMMENT ON FUNCTION _fingerprint_accum(pg_catalog.internal, record) IS
+'internal: adds one row''s hash to the state of _fingerprint_agg';
+COMMENT ON FUNCTION _fingerprint_combine(pg_catalog.internal, pg_catalog.internal) IS
+'internal: adds two partial states of _fingerprint_agg (parallel aggregation)';
+COMMENT ON FUNCTION _fingerprint_serialize(pg_catalog.internal) IS
+'internal: the state of _fingerprint_agg as bytes, for parallel workers';
+COMMENT ON FUNCTION _fingerprint_deserialize(pg_catalog.bytea, pg_catalog.internal) IS
+'internal: the state of _fingerprint_agg from bytes';
+COMMENT ON FUNCTION _fingerprint_final(pg_catalog.internal) IS
+'internal: the fingerprint text from the state of _fingerprint_agg';
+
 COMMENT ON AGGREGATE _fingerprint_agg(record) IS
 'internal: multiset hash of rows, used by table_fingerprint';
 
