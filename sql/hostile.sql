@@ -1,12 +1,13 @@
 -- Hostile input catalogue: bad and hostile calls of every function that
 -- takes input (idempotent_upsert, idempotent_upsert_query,
 -- idempotent_upsert_json, idempotent_key, stable_bucket, table_fingerprint,
--- _fingerprint_agg, assert_idempotent, run_time, run_date, and
--- pg_idempotent_tap's is_idempotent), each printed with its SQLSTATE.
+-- _fingerprint_agg, assert_idempotent, run_time, run_date, replace_where's
+-- predicate, and pg_idempotent_tap's is_idempotent), each printed with its
+-- SQLSTATE.
 --
 -- Every call goes through pg_temp.err, which prints its SQLSTATE and counts
--- it; the last query shows the tally: 243 calls, 197 of them bad calls that
--- must fail with a specific SQLSTATE, and 46 hostile calls that must
+-- it; the last query shows the tally: 260 calls, 212 of them bad calls that
+-- must fail with a specific SQLSTATE, and 48 hostile calls that must
 -- succeed (odd names, look-alike objects on the search_path, a shadowing
 -- temp table, RLS, column privileges).  None may fail with an internal
 -- error (class XX), and no failed call may leave a partial write: each
@@ -651,6 +652,48 @@ SELECT pg_temp.err($$SELECT is_idempotent(NULL, ARRAY['tgt'::regclass])$$);
 SELECT pg_temp.err($$SELECT is_idempotent('SELECT 1', NULL)$$);
 SELECT pg_temp.err($$SELECT is_idempotent('SELECT 1', '{}')$$);
 SELECT pg_temp.err($$SELECT isnt_idempotent('SELECT 1/0', ARRAY['tgt'::regclass])$$);
+
+---------------------------------------------------------------------------
+-- 13. replace_where: the predicate is the caller's text, parsed as one
+-- expression and run with the caller's rights; anything else is refused
+-- before a row is touched
+---------------------------------------------------------------------------
+CREATE TABLE rw_t (tenant int, day date, v text);
+INSERT INTO rw_t VALUES (1, '2025-01-01', 'a'), (1, '2025-01-02', 'b'), (2, '2025-01-01', 'c');
+CREATE TABLE rw_s AS SELECT * FROM rw_t WHERE tenant = 1;
+CREATE TABLE rw_before AS SELECT * FROM rw_t;
+CREATE TABLE rw_secret (tenant int);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', NULL)$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', '')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 1; DROP TABLE rw_t')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 1) OR (true')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'true FROM rw_secret')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'EXISTS (WITH d AS (DELETE FROM rw_secret RETURNING 1) SELECT 1 FROM d)')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'EXISTS (SELECT 1 FROM rw_secret FOR UPDATE)')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'pg_catalog.generate_series(1, 2) OPERATOR(pg_catalog.=) tenant')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'pg_catalog.count(*) OPERATOR(pg_catalog.>) 0')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'nope OPERATOR(pg_catalog.=) 1')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.+) 1')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'pg_catalog.random() OPERATOR(pg_catalog.<) 0.5')$$);
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 2')$$);
+-- the predicate is the caller's text, resolved with the caller's
+-- search_path as their own WHERE clause would be: with pg_catalog first, =
+-- is pg_catalog's; with the look-alikes of section 9 first, it is theirs:
+-- being volatile, they are refused (42P17) before anything runs, and the
+-- extension's own SQL around the predicate stays qualified either way
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant = 1')$$);
+SET search_path = hostile_evil, pg_catalog, hostile, public;
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant = 1')$$);
+SET search_path = hostile, public;
+-- a comment at the end cannot swallow anything: the checked expression runs
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 1 -- comment')$$);
+-- the caller's rights: a table the caller may not read is refused
+GRANT SELECT, INSERT, DELETE ON rw_t, rw_s TO regress_hostile_nobody;
+SET ROLE regress_hostile_nobody;
+SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 1 AND NOT EXISTS (SELECT 1 FROM rw_secret)')$$);
+RESET ROLE;
+SELECT * FROM rw_t EXCEPT SELECT * FROM rw_before;
+SELECT * FROM rw_before EXCEPT SELECT * FROM rw_t;
 
 ---------------------------------------------------------------------------
 -- the tally: how many calls, how many failed, and none with an internal
