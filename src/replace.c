@@ -642,6 +642,39 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 	}
 }
 
+/* How many times a diff is checked again after writing, at most. */
+#define RECONCILE_PASSES 3
+
+/*
+ * Compare again after writing, with a fresh snapshot, and write what still
+ * differs.  A writer that committed while our statements ran (an upsert of
+ * a row in the slice, say) is invisible to the snapshots they took, and
+ * under READ COMMITTED a DELETE that waited for such a writer's row lock
+ * skips the rows it inserted: without this pass the slice could end
+ * holding a row the source does not have.  Bounded: a slice written to
+ * continuously by others is left as the last pass found it.
+ */
+static void
+reconcile(ReplacePlan *plan, int64 *deleted, int64 *inserted)
+{
+	int			pass;
+
+	for (pass = 0; pass < RECONCILE_PASSES; pass++)
+	{
+		DiffCounts	dc;
+		int64		d;
+		int64		i;
+
+		CHECK_FOR_INTERRUPTS();
+		diff_count(plan, plan->target->qualname, &dc);
+		if (dc.to_delete == 0 && dc.to_insert == 0)
+			return;
+		diff_write(plan, &dc, &d, &i);
+		*deleted += d;
+		*inserted += i;
+	}
+}
+
 /*
  * Steps 2 and 3, once the slice is known and locked.  st says where the
  * slice lies in a partitioned target (NULL for replace_where, which never
@@ -722,12 +755,18 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			if (!counted)
 				diff_count(plan, plan->target->qualname, &dc);
 			if (dc.to_delete > 0 || dc.to_insert > 0)
+			{
 				diff_write(plan, &dc, &deleted, &inserted);
-			unchanged = dc.unchanged;
+				reconcile(plan, &deleted, &inserted);
+			}
+			/* the source rows that were there already */
+			unchanged = Max(total - inserted, 0);
 			break;
 		case MODE_DELETE_INSERT:
 			deleted = delete_slice(plan);
 			inserted = insert_all(plan);
+			if (plan->comparable)
+				reconcile(plan, &deleted, &inserted);
 			break;
 		case MODE_SWAP:
 			deleted = counted ? dc.target_rows : pgi_swap_count_leaf(st);

@@ -617,6 +617,22 @@ write_changes(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
 	}
 	*inserted = w.inserted;
 	*updated = w.updated;
+
+	/*
+	 * The fast path updated fewer rows than step 2 counted as changed: a
+	 * concurrent writer got there between, and one of its changes may have
+	 * taken a row out from under our UPDATE (deleted and re-inserted it, as
+	 * a replace does), which READ COMMITTED skips without a word.  One pass
+	 * of the safe path decides every row again against the committed table;
+	 * rows the fast path wrote are identical by now and left alone.
+	 */
+	if (!w.safe && w.updated < changed)
+	{
+		w.safe = true;
+		(void) pgi_run_in_subxact(write_once, &w, no_codes);
+		*inserted += w.inserted;
+		*updated += w.updated;
+	}
 }
 
 static void

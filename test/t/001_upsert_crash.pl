@@ -12,7 +12,7 @@ use IPC::Run;
 use Time::HiRes qw(usleep time);
 
 my $rows = $ENV{CRASH_ROWS} // 400000;
-my $points = $ENV{CRASH_POINTS} // 4;
+my $points = $ENV{CRASH_POINTS} // 8;
 
 my $node = PostgreSQL::Test::Cluster->new('upsert_crash');
 $node->init;

@@ -5,7 +5,7 @@
 # Every key must end done exactly once: one effect row per key, written by
 # the token that completed it, and no key left in any other status.
 # LEDGER_CRASH_KEYS sets the number of keys (default 20000),
-# LEDGER_CRASH_KILLS the number of kill points (default 2).
+# LEDGER_CRASH_KILLS the number of kill points (default 6).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -15,7 +15,7 @@ use IPC::Run;
 use Time::HiRes qw(usleep);
 
 my $keys = $ENV{LEDGER_CRASH_KEYS} // 20000;
-my $kills = $ENV{LEDGER_CRASH_KILLS} // 2;
+my $kills = $ENV{LEDGER_CRASH_KILLS} // 6;
 my $workers = 4;
 
 my $node = PostgreSQL::Test::Cluster->new('ledger_crash');
