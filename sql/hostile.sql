@@ -2,16 +2,17 @@
 -- takes input (idempotent_upsert, idempotent_upsert_query,
 -- idempotent_upsert_json, idempotent_key, stable_bucket, table_fingerprint,
 -- _fingerprint_agg, assert_idempotent, run_time, run_date, replace_where's
--- predicate, and pg_idempotent_tap's is_idempotent), each printed with its
--- SQLSTATE.
+-- predicate, replace_partition, replace_partition_range, replace_table, the
+-- ledger_* and checkpoint_* functions, and pg_idempotent_tap's
+-- is_idempotent), each printed with its SQLSTATE.
 --
 -- Every call goes through pg_temp.err, which prints its SQLSTATE and counts
--- it; the last query shows the tally: 260 calls, 212 of them bad calls that
--- must fail with a specific SQLSTATE, and 48 hostile calls that must
+-- it; the last query shows the tally: 405 calls, 336 of them bad calls that
+-- must fail with a specific SQLSTATE, and 69 hostile calls that must
 -- succeed (odd names, look-alike objects on the search_path, a shadowing
--- temp table, RLS, column privileges).  None may fail with an internal
--- error (class XX), and no failed call may leave a partial write: each
--- group checks its table afterwards.
+-- temp table, RLS, column privileges, stale fencing tokens).  None may
+-- fail with an internal error (class XX), and no failed call may leave a
+-- partial write: each group checks its table afterwards.
 --
 -- Subtransaction: some calls below fail inside the upsert's internal
 -- subtransaction (its write step) and run between BEGIN and ROLLBACK.  They
@@ -694,6 +695,241 @@ SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_ca
 RESET ROLE;
 SELECT * FROM rw_t EXCEPT SELECT * FROM rw_before;
 SELECT * FROM rw_before EXCEPT SELECT * FROM rw_t;
+
+---------------------------------------------------------------------------
+-- 14. replace family: replace_partition, replace_partition_range and
+-- replace_table refuse every bad call before a row is touched
+---------------------------------------------------------------------------
+CREATE TABLE rp (day date NOT NULL, store int, amount int) PARTITION BY RANGE (day);
+CREATE TABLE rp_0101 PARTITION OF rp FOR VALUES FROM ('2025-01-01') TO ('2025-01-02');
+CREATE TABLE rp_0102 PARTITION OF rp FOR VALUES FROM ('2025-01-02') TO ('2025-01-03');
+INSERT INTO rp VALUES ('2025-01-01', 1, 10), ('2025-01-02', 1, 20);
+CREATE TABLE rp_src (day date, store int, amount int);
+INSERT INTO rp_src VALUES ('2025-01-01', 1, 11), ('2025-01-01', 2, 12);
+CREATE TABLE rp_outside (day date, store int, amount int);
+INSERT INTO rp_outside VALUES ('2025-01-01', 1, 11), ('2025-01-02', 9, 99);
+CREATE TABLE rp_empty (day date, store int, amount int);
+CREATE TABLE rp_2030 (day date, store int, amount int);
+INSERT INTO rp_2030 VALUES ('2030-01-01', 1, 1);
+CREATE TABLE rp_before AS SELECT * FROM rp;
+CREATE TABLE rt (id int, a text);
+INSERT INTO rt VALUES (1, 'kept'), (2, 'kept');
+CREATE TABLE rt_src (id int, a text);
+INSERT INTO rt_src VALUES (1, 'new');
+CREATE TABLE rt_empty (id int, a text);
+CREATE TABLE rt_before AS SELECT * FROM rt;
+-- NULL in each argument: 22004
+SELECT pg_temp.err($$SELECT replace_partition(NULL, 'rp_src', 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', NULL, 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', NULL, date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', NULL::date)$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', mode => NULL)$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', allow_empty => NULL)$$);
+SELECT pg_temp.err($$SELECT replace_partition_range(NULL, 'rp_src', 'day', date '2025-01-01', date '2025-01-02')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', NULL::date, date '2025-01-02')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', NULL::date)$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => NULL)$$);
+SELECT pg_temp.err($$SELECT replace_table(NULL, 'rt_src')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', NULL)$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => NULL)$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', allow_empty => NULL)$$);
+-- unknown and wrong-kind relations: 42P01, 42809
+SELECT pg_temp.err($$SELECT replace_table((SELECT o FROM saved_oids)::regclass, 'rt_src')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', (SELECT o FROM saved_oids)::regclass)$$);
+SELECT pg_temp.err($$SELECT replace_partition('tgt_view', 'rp_src', 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('tgt_mv', 'rp_src', 'day', date '2025-01-01', date '2025-01-02')$$);
+SELECT pg_temp.err($$SELECT replace_table('a_seq', 'rt_src')$$);
+SELECT pg_temp.err($$SELECT replace_table('tgt_pkey', 'rt_src')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'tgt_pkey')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'a_composite')$$);
+-- columns and values: 42703, 42804
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'nope', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rt_src', 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', point(1, 1))$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', true)$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', 1, 2)$$);
+-- a slice value no partition accepts: 23514, whether the source's rows lie
+-- outside that slice or inside it
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2030-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2030-01-01', date '2030-01-02')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_2030', 'day', date '2030-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_2030', 'day', date '2030-01-01', mode => 'diff')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_2030', 'day', date '2030-01-01', date '2030-01-02', mode => 'delete_insert')$$);
+-- bad modes: 22023; swap where it cannot apply: 0A000
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', mode => 'bogus')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => '')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => 'diff; DROP TABLE rt')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => 'swap')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-03', mode => 'swap')$$);
+-- an empty source without allow_empty: 22023
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_empty', 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_empty', 'day', date '2025-01-01', date '2025-01-02', mode => 'delete_insert')$$);
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_empty')$$);
+-- source rows outside the slice: 23514
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_outside', 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_outside', 'day', date '2025-01-01', mode => 'delete_insert')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_outside', 'day', date '2025-01-01', date '2025-01-02', mode => 'diff')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-02', date '2025-01-01')$$);
+-- a role lacking grants: 42501
+SET ROLE regress_hostile_nobody;
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src')$$);
+SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01')$$);
+SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => 'diff')$$);
+RESET ROLE;
+GRANT SELECT ON rt_src TO regress_hostile_nobody;
+GRANT SELECT, INSERT ON rt TO regress_hostile_nobody;
+SET ROLE regress_hostile_nobody;
+-- no DELETE on the target
+SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => 'delete_insert')$$);
+RESET ROLE;
+SELECT * FROM rp EXCEPT SELECT * FROM rp_before;
+SELECT * FROM rp_before EXCEPT SELECT * FROM rp;
+SELECT * FROM rt EXCEPT SELECT * FROM rt_before;
+SELECT * FROM rt_before EXCEPT SELECT * FROM rt;
+
+---------------------------------------------------------------------------
+-- 15. ledger and checkpoints: bad calls fail with their SQLSTATE and write
+-- nothing; odd names are names like any other
+---------------------------------------------------------------------------
+SELECT ledger_create('hostile_l', lease => '1 hour', max_attempts => 2);
+SELECT ledger_enqueue('hostile_l', ARRAY['queued']);
+SELECT ledger_record('hostile_l', 'fp', '\x01');
+CREATE TABLE tok AS SELECT 'k_done' AS key, token FROM ledger_claim('hostile_l', 'k_done');
+INSERT INTO tok SELECT 'k_failed', token FROM ledger_claim('hostile_l', 'k_failed');
+SELECT ledger_complete('hostile_l', 'k_done', (SELECT token FROM tok WHERE key = 'k_done'));
+SELECT ledger_fail('hostile_l', 'k_failed', (SELECT token FROM tok WHERE key = 'k_failed'), 'boom');
+INSERT INTO tok SELECT 'k_dead', token FROM ledger_claim('hostile_l', 'k_dead');
+SELECT ledger_fail('hostile_l', 'k_dead', (SELECT token FROM tok WHERE key = 'k_dead'), 'boom');
+UPDATE tok SET token = c.token FROM ledger_claim('hostile_l', 'k_dead') c WHERE key = 'k_dead';
+SELECT ledger_fail('hostile_l', 'k_dead', (SELECT token FROM tok WHERE key = 'k_dead'), 'boom');
+INSERT INTO tok SELECT 'k_busy', token FROM ledger_claim('hostile_l', 'k_busy');
+GRANT SELECT ON tok TO regress_hostile_nobody;
+SELECT checkpoint_advance('hostile_cp', 5, '\x01');
+-- what every group below checks: the ledgers and checkpoints hold exactly
+-- what they held
+CREATE VIEW ledger_now AS
+	SELECT l.name, l.lease, l.max_attempts, l.retention, k.key, k.status, k.token, k.attempts,
+		   k.fingerprint, k.result, k.error
+	FROM pgi_ledger l LEFT JOIN pgi_ledger_key k ON k.ledger_id = l.id
+	UNION ALL SELECT name, NULL, NULL, NULL, NULL, NULL, position, NULL, fingerprint, NULL, NULL
+	FROM pgi_checkpoint;
+CREATE TABLE ledger_before AS SELECT * FROM ledger_now;
+-- NULL in each argument: 22004 (fingerprint, result, error, extend and
+-- older_than may be NULL)
+SELECT pg_temp.err($$SELECT ledger_create(NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', lease => NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', max_attempts => NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retention => NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_drop(NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_record(NULL, 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_record('hostile_l', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_l', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_l', ARRAY['new', NULL])$$);
+SELECT pg_temp.err($$SELECT ledger_enqueue(NULL, ARRAY['new'])$$);
+SELECT pg_temp.err($$SELECT ledger_enqueue('hostile_l', ARRAY['new', NULL])$$);
+SELECT pg_temp.err($$SELECT ledger_claim(NULL, 'new')$$);
+SELECT pg_temp.err($$SELECT ledger_claim('hostile_l', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_claim_next(NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_l', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_complete(NULL, 'k_busy', 1)$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', NULL, 1)$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', NULL, 1, 'x')$$);
+SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_busy', NULL, 'x')$$);
+SELECT pg_temp.err($$SELECT ledger_heartbeat(NULL, 'k_busy', 1)$$);
+SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_status(NULL, 'k_busy')$$);
+SELECT pg_temp.err($$SELECT ledger_status('hostile_l', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_stats(NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_prune(NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '1 day', NULL)$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance(NULL, 6)$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', NULL)$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance(NULL, 6, '\x01')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', NULL, '\x01')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 6, NULL)$$);
+SELECT pg_temp.err($$SELECT checkpoint_get(NULL)$$);
+-- an unknown ledger, named: 42704 (an empty array is no way around it)
+SELECT pg_temp.err($$SELECT ledger_drop('hostile_none')$$);
+SELECT pg_temp.err($$SELECT ledger_record('hostile_none', 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_none', '{}')$$);
+SELECT pg_temp.err($$SELECT ledger_enqueue('hostile_none', '{}')$$);
+SELECT pg_temp.err($$SELECT ledger_claim('hostile_none', 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_none')$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_none', 'k', 1)$$);
+SELECT pg_temp.err($$SELECT ledger_fail('hostile_none', 'k', 1, 'x')$$);
+SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_none', 'k', 1)$$);
+SELECT pg_temp.err($$SELECT ledger_status('hostile_none', 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_stats('hostile_none')$$);
+SELECT pg_temp.err($$SELECT ledger_prune('hostile_none')$$);
+SELECT pg_temp.err($$SELECT ledger_status('HOSTILE_L', 'k_done')$$);
+-- bad values: 22023, 2202E
+SELECT pg_temp.err($$SELECT ledger_create('')$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', lease => '-1 second')$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', max_attempts => 0)$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', max_attempts => -2147483648)$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retention => '-1 day')$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_l', lease => '-1 month')$$);
+SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_l', -1)$$);
+SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy'), '-1 minute')$$);
+SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '-1 day')$$);
+SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '1 day', 0)$$);
+SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_l', ARRAY[['a', 'b'], ['c', 'd']])$$);
+SELECT pg_temp.err($$SELECT ledger_enqueue('hostile_l', ARRAY[['a', 'b'], ['c', 'd']])$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('', 1)$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('', 1, '\x01')$$);
+-- illegal transitions: 55000
+SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_done', (SELECT token FROM tok WHERE key = 'k_done'), 'late')$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_failed', (SELECT token FROM tok WHERE key = 'k_failed'))$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_dead', (SELECT token FROM tok WHERE key = 'k_dead'), '{}')$$);
+-- the fingerprint a key or the current position was reached with: 22023
+SELECT pg_temp.err($$SELECT ledger_record('hostile_l', 'fp', '\x02')$$);
+SELECT pg_temp.err($$SELECT ledger_claim('hostile_l', 'fp', '\x02')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 5, '\x02')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 5, '')$$);
+-- stale tokens change nothing: false, NULL, false
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy') - 1)$$);
+SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy') + 1000, 'x') IS NULL$$);
+SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', -1)$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'never_seen', 1)$$);
+-- a role lacking grants on the extension's tables: 42501
+SET ROLE regress_hostile_nobody;
+SELECT pg_temp.err($$SELECT ledger_create('hostile_n')$$);
+SELECT pg_temp.err($$SELECT ledger_drop('hostile_l')$$);
+SELECT pg_temp.err($$SELECT ledger_record('hostile_l', 'n')$$);
+SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_l', 5)$$);
+SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy'))$$);
+SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '0 seconds')$$);
+SELECT pg_temp.err($$SELECT ledger_stats('hostile_l')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 9)$$);
+SELECT pg_temp.err($$SELECT checkpoint_get('hostile_cp')$$);
+RESET ROLE;
+SELECT * FROM ledger_now EXCEPT SELECT * FROM ledger_before;
+SELECT * FROM ledger_before EXCEPT SELECT * FROM ledger_now;
+-- odd names (quotes, spaces, a tab, 63 and 64 bytes) are names like
+-- any other, and two that differ only in case are two
+SELECT pg_temp.err($$SELECT ledger_create('we"ird'' name; --')$$);
+SELECT pg_temp.err($$SELECT ledger_record('we"ird'' name; --', 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_status('we"ird'' name; --', 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_create(' hostile_l ')$$);
+SELECT pg_temp.err($$SELECT ledger_record(' hostile_l ', 'k_done')$$);
+SELECT pg_temp.err($$SELECT ledger_create(repeat('l', 63))$$);
+SELECT pg_temp.err($$SELECT ledger_create(repeat('l', 64))$$);
+SELECT pg_temp.err($$SELECT ledger_record(repeat('l', 64), 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_status(repeat('l', 63), 'k')$$);
+SELECT pg_temp.err($$SELECT ledger_create('Hostile_L')$$);
+SELECT pg_temp.err($$SELECT ledger_create(E'hostile\tl')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance('we"ird'' name; --', 1)$$);
+SELECT pg_temp.err($$SELECT checkpoint_get('we"ird'' name; --')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance(repeat('c', 63), 2, '\x01')$$);
+SELECT pg_temp.err($$SELECT checkpoint_advance(repeat('c', 64), 3)$$);
+SELECT pg_temp.err($$SELECT checkpoint_get(repeat('c', 63))$$);
+SELECT pg_temp.err($$SELECT checkpoint_get(repeat('c', 62))$$);
+-- (names and keys are in the "C" collation: the order is the same everywhere)
+SELECT name, key, status FROM ledger_now EXCEPT SELECT name, key, status FROM ledger_before ORDER BY 1, 2;
+SELECT count(*) AS dropped FROM (SELECT ledger_drop(name) FROM pgi_ledger WHERE name IN ('hostile_l', 'we"ird'' name; --', ' hostile_l ',
+	repeat('l', 63), repeat('l', 64), 'Hostile_L', E'hostile\tl')) d;
+DELETE FROM pgi_checkpoint WHERE name IN ('hostile_cp', 'we"ird'' name; --', repeat('c', 63), repeat('c', 64));
 
 ---------------------------------------------------------------------------
 -- the tally: how many calls, how many failed, and none with an internal

@@ -76,6 +76,7 @@ SELECT pg_temp.err($$SELECT ledger_record_batch('nope', ARRAY['k'])$$);
 SELECT pg_temp.err($$SELECT ledger_enqueue('nope', ARRAY['k'])$$);
 SELECT pg_temp.err($$SELECT ledger_claim('nope', 'k')$$);
 SELECT pg_temp.err($$SELECT ledger_claim_next('nope', 1)$$);
+SELECT pg_temp.err($$SELECT ledger_claim_next('nope', 0)$$);
 SELECT pg_temp.err($$SELECT ledger_complete('nope', 'k', 1)$$);
 SELECT pg_temp.err($$SELECT ledger_fail('nope', 'k', 1, 'x')$$);
 SELECT pg_temp.err($$SELECT ledger_heartbeat('nope', 'k', 1)$$);

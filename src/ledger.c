@@ -965,11 +965,16 @@ pgi_ledger_claim_next(PG_FUNCTION_ARGS)
 				 errmsg("argument \"n\" must not be negative"),
 				 errdetail("It is %d.", n)));
 	store = srf_begin(fcinfo, &desc);
-	if (n == 0)
-		return (Datum) 0;
 
 	call_init(&call, fcinfo);
 	SPI_connect();
+	if (n == 0)
+	{
+		/* nothing to claim, but an unknown ledger is still 42704 */
+		ledger_lookup(&call, name);
+		SPI_finish();
+		return (Datum) 0;
+	}
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = Int64GetDatum((int64) n);
 	values[2] = TimestampTzGetDatum(call.now);

@@ -71,7 +71,35 @@ CREATE TABLE fuzz.s_bad AS SELECT id, point(id, id) AS a, id AS nope FROM fuzz.s
 CREATE VIEW fuzz.v_int AS SELECT * FROM fuzz.s_int WHERE id % 3 = 0;
 CREATE MATERIALIZED VIEW fuzz.m_int AS SELECT * FROM fuzz.s_int WHERE id % 4 = 0;
 CREATE TABLE fuzz.scratch (id int PRIMARY KEY, a text);
+-- the replace family's targets: a range-partitioned table (with and without
+-- rows in its leaves), a list-partitioned one, a plain one without a key
+CREATE TABLE fuzz.r_range (day date NOT NULL, id int, a text, v int) PARTITION BY RANGE (day);
+CREATE TABLE fuzz.r_range_1 PARTITION OF fuzz.r_range FOR VALUES FROM ('2025-01-01') TO ('2025-01-02');
+CREATE TABLE fuzz.r_range_2 PARTITION OF fuzz.r_range FOR VALUES FROM ('2025-01-02') TO ('2025-01-03');
+CREATE TABLE fuzz.r_range_3 PARTITION OF fuzz.r_range FOR VALUES FROM ('2025-01-03') TO ('2025-02-01');
+INSERT INTO fuzz.r_range SELECT '2025-01-01'::date + g % 5, g, 'r' || g, g % 7 FROM generate_series(1, 200) g;
+CREATE TABLE fuzz.r_list (day date NOT NULL, id int, a text, v int) PARTITION BY LIST (day);
+CREATE TABLE fuzz.r_list_1 PARTITION OF fuzz.r_list FOR VALUES IN ('2025-01-01');
+CREATE TABLE fuzz.r_list_2 PARTITION OF fuzz.r_list FOR VALUES IN ('2025-01-02');
+CREATE TABLE fuzz.r_list_d PARTITION OF fuzz.r_list DEFAULT;
+CREATE TABLE fuzz.r_plain (day date, id int, a text, v int);
+INSERT INTO fuzz.r_plain SELECT '2025-01-01'::date + g % 3, g % 50, 'p', g % 2 FROM generate_series(1, 150) g;
+-- their sources: one day, one day with duplicates, two days, none, odd columns
+CREATE TABLE fuzz.rs_day AS SELECT '2025-01-01'::date AS day, g AS id, 'n' || g AS a, g % 7 AS v FROM generate_series(1, 100) g;
+CREATE TABLE fuzz.rs_dups AS SELECT * FROM fuzz.rs_day UNION ALL SELECT * FROM fuzz.rs_day WHERE id % 4 = 0;
+CREATE TABLE fuzz.rs_two AS SELECT '2025-01-01'::date + g % 2 AS day, g AS id, 'm' AS a, g AS v FROM generate_series(1, 100) g;
+CREATE TABLE fuzz.rs_empty (day date, id int, a text, v int);
+CREATE TABLE fuzz.rs_cols AS SELECT '2025-01-01'::date AS day, g AS id FROM generate_series(1, 20) g;
+CREATE TABLE fuzz.rs_text AS SELECT '2025-01-01'::text AS day, g AS id FROM generate_series(1, 20) g;
 RESET ROLE;
+
+-- ledgers and checkpoints: fuzz_gen may use and create them (the
+-- extension's tables are in public; nothing is granted by the extension)
+GRANT SELECT, INSERT, UPDATE, DELETE ON pgi_ledger, pgi_ledger_key, pgi_checkpoint TO fuzz_gen;
+GRANT USAGE ON SEQUENCE pgi_ledger_id_seq, pgi_ledger_token_seq TO fuzz_gen;
+SELECT ledger_create('fz', lease => '1 second', max_attempts => 2);
+SELECT ledger_create('fz"q'' x', lease => '1 minute', max_attempts => 1, retention => '0 seconds');
+SELECT ledger_enqueue('fz', ARRAY(SELECT 'k' || g FROM generate_series(1, 50) g));
 
 -- sqlsmith's own copies, which it may write to as it likes
 SET ROLE fuzz_smith;
@@ -118,7 +146,40 @@ INSERT INTO fuzz.calls (template, weight) VALUES
 	('ALTER TABLE fuzz.scratch ADD COLUMN IF NOT EXISTS v int', 1),
 	('ALTER TABLE fuzz.scratch DROP COLUMN IF EXISTS v', 1),
 	('TRUNCATE @tgtname@', 1),
-	('DO $$BEGIN PERFORM idempotent_upsert(@target@, @source@); EXCEPTION WHEN OTHERS THEN NULL; END$$', 2);
+	('DO $$BEGIN PERFORM idempotent_upsert(@target@, @source@); EXCEPTION WHEN OTHERS THEN NULL; END$$', 2),
+	-- the replace family
+	('SELECT * FROM replace_partition(@rtarget@, @rsource@, @rcol@, @rday@)', 4),
+	('SELECT * FROM replace_partition(@rtarget@, @rsource@, @rcol@, @rday@, @rmode@, @bool@)', 4),
+	-- calls likely to get past the checks, so that swap and diff really run
+	('SELECT * FROM replace_partition(''fuzz.r_range'', @rsource@, ''day'', @rday@, @rmode@)', 3),
+	('SELECT * FROM replace_partition(''fuzz.r_range'', @rsource@, ''day'', @rday@, ''swap'')', 2),
+	('SELECT * FROM replace_partition(''fuzz.r_list'', @rsource@, ''day'', @rday@, ''swap'')', 1),
+	('SELECT * FROM replace_partition_range(''fuzz.r_range'', @rsource@, ''day'', @rday@, @rday@, ''swap'')', 1),
+	('SELECT * FROM replace_partition_range(@rtarget@, @rsource@, @rcol@, @rday@, @rday@)', 2),
+	('SELECT * FROM replace_partition_range(@rtarget@, @rsource@, @rcol@, @rday@, @rday@, @rmode@, @bool@)', 3),
+	('SELECT * FROM replace_table(@rtarget@, @rsource@)', 1),
+	('SELECT * FROM replace_table(@rtarget@, @rsource@, @rmode@, @bool@)', 2),
+	('TRUNCATE fuzz.r_range_1', 1),
+	('DROP TABLE IF EXISTS fuzz.r_range_9', 1),
+	('CREATE TABLE IF NOT EXISTS fuzz.r_range_9 PARTITION OF fuzz.r_range FOR VALUES FROM (''2025-03-01'') TO (''2025-03-02'')', 1),
+	-- ledgers and checkpoints
+	('SELECT ledger_create(@lname@, @interval@, @int@, @interval@)', 1),
+	('SELECT ledger_drop(@lname@)', 1),
+	('SELECT ledger_record(@lname@, @lkey@, @fp@)', 3),
+	('SELECT * FROM ledger_record_batch(@lname@, @lkeys@)', 2),
+	('SELECT ledger_enqueue(@lname@, @lkeys@)', 2),
+	('SELECT * FROM ledger_claim(@lname@, @lkey@, @fp@)', 3),
+	('SELECT * FROM ledger_claim_next(@lname@, @int@)', 3),
+	('SELECT ledger_complete(@lname@, @lkey@, @token@, @json@)', 3),
+	('SELECT ledger_fail(@lname@, @lkey@, @token@, @ltext@)', 3),
+	('SELECT ledger_heartbeat(@lname@, @lkey@, @token@, @interval@)', 2),
+	('SELECT ledger_status(@lname@, @lkey@)', 1),
+	('SELECT * FROM ledger_stats(@lname@)', 1),
+	('SELECT ledger_prune(@lname@, @interval@, @int@)', 2),
+	('SELECT checkpoint_advance(@cpname@, @bigint@)', 2),
+	('SELECT checkpoint_advance(@cpname@, @bigint@, @fp@)', 2),
+	('SELECT checkpoint_get(@cpname@)', 1),
+	('SELECT pg_sleep(0.2)', 1);
 
 INSERT INTO fuzz.args (kind, expr)
 SELECT 'target', unnest(ARRAY[
@@ -197,7 +258,51 @@ SELECT 'stmt', unnest(ARRAY['''SELECT 1''', '''INSERT INTO fuzz.log VALUES (1)''
 	'''CREATE TABLE fuzz.made (a int)''', '''SET LOCAL statement_timeout = 1'''])
 UNION ALL
 SELECT 'timestr', unnest(ARRAY['''2025-01-15 00:00:00+00''', '''2025-01-15''', '''now''', '''garbage''', '''''',
-	'''infinity''', 'NULL', '''epoch''', '''J2451187''', '''2025-01-15 25:61''']);
+	'''infinity''', 'NULL', '''epoch''', '''J2451187''', '''2025-01-15 25:61'''])
+UNION ALL
+SELECT 'rtarget', unnest(ARRAY['''fuzz.r_range''', '''fuzz.r_range''', '''fuzz.r_list''', '''fuzz.r_plain''',
+	'''fuzz.r_range_1''', '''fuzz.t_part''', '''fuzz.t_int''', '''fuzz.v_int''', '''fuzz.seq''',
+	'''fuzz.t_int_pkey''', '''secret.t''', 'NULL', '0', 'to_regclass(''fuzz.r_range_9'')'])
+UNION ALL
+SELECT 'rsource', unnest(ARRAY['''fuzz.rs_day''', '''fuzz.rs_day''', '''fuzz.rs_dups''', '''fuzz.rs_two''',
+	'''fuzz.rs_empty''', '''fuzz.rs_cols''', '''fuzz.rs_text''', '''fuzz.r_range_2''', '''fuzz.s_int''',
+	'''fuzz.v_int''', '''fuzz.seq''', '''secret.t''', 'NULL', '0'])
+UNION ALL
+SELECT 'rcol', unnest(ARRAY['''day''', '''day''', '''day''', '''id''', '''a''', '''nope''', '''''',
+	'''ctid''', 'NULL'])
+UNION ALL
+SELECT 'rday', unnest(ARRAY['''2025-01-01''::date', '''2025-01-01''::date', '''2025-01-02''::date',
+	'''2025-01-03''::date', '''2025-03-01''::date', '''2030-01-01''::date', '''infinity''::date',
+	'''-infinity''::date', 'NULL::date', '1', '''2025-01-01''::timestamptz', '''2025-01-01''::text',
+	'point(1, 1)', 'true'])
+UNION ALL
+SELECT 'rmode', unnest(ARRAY['''auto''', '''diff''', '''diff''', '''swap''', '''delete_insert''',
+	'NULL', '''''', '''SWAP'''])
+UNION ALL
+SELECT 'lname', unnest(ARRAY['''fz''', '''fz''', '''fz''', '''fz"q'''' x''', '''fz2''', '''nope''', '''''',
+	'NULL', 'repeat(''L'', 63)'])
+UNION ALL
+SELECT 'lkey', unnest(ARRAY['''k1''', '''k2''', '''k3''', '''k'' || (random() * 60)::int', '''''',
+	'NULL', 'repeat(''k'', 3000)', 'E''k\t\n'''])
+UNION ALL
+SELECT 'lkeys', unnest(ARRAY['ARRAY[''k1'', ''k2'', ''k1'']', 'ARRAY(SELECT ''k'' || g FROM generate_series(1, 100) g)',
+	'''{}''::text[]', 'NULL::text[]', 'ARRAY[''k1'', NULL]', 'ARRAY[[''k1''], [''k2'']]'])
+UNION ALL
+SELECT 'fp', unnest(ARRAY['NULL', 'NULL', '''\x01''::bytea', '''\x02''::bytea', '''''::bytea'])
+UNION ALL
+SELECT 'token', unnest(ARRAY['(SELECT max(token) FROM pgi_ledger_key)',
+	'(SELECT token FROM pgi_ledger_key ORDER BY random() LIMIT 1)', '1', '-1', '0', 'NULL',
+	'9223372036854775807'])
+UNION ALL
+SELECT 'ltext', unnest(ARRAY['''boom''', 'NULL', '''''', 'repeat(''e'', 10000)'])
+UNION ALL
+SELECT 'interval', unnest(ARRAY['NULL', '''1 second''', '''5 minutes''', '''0 seconds''', '''-1 second''',
+	'''1000 years''', '''2147483647 days'''])
+UNION ALL
+SELECT 'cpname', unnest(ARRAY['''cp''', '''cp''', '''cp "x'''' y''', '''''', 'NULL', 'repeat(''c'', 64)'])
+UNION ALL
+SELECT 'bigint', unnest(ARRAY['1', '(SELECT coalesce(max(position), 0) + 1 FROM pgi_checkpoint)', '0', '-1',
+	'9223372036854775807', '-9223372036854775808', 'NULL']);
 
 /*
  * n random statements, one a line, each ending in a semicolon.  Arguments

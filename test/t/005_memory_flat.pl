@@ -1,11 +1,15 @@
-# The upsert holds no rows: the backend's private memory (RssAnon in
-# /proc/<pid>/status, which leaves out shared buffers) while it upserts a
-# small and a large batch must not grow with the batch.
+# The upsert and the replace hold no rows: the backend's private memory
+# (RssAnon in /proc/<pid>/status, which leaves out shared buffers) while it
+# upserts, or replaces a slice with, a small and a large batch must not grow
+# with the batch.
 #
 # For each size in MEMORY_ROWS (default "500000 2000000"; the README's
 # figures use "1000000 5000000") three upserts are measured, sampling
 # RssAnon every 20 ms: the first load into an empty table, a replay with
-# 10% of the rows changed, and an identical replay.
+# 10% of the rows changed, and an identical replay.  Then three replaces of
+# the slice the batch covers (replace_partition_range over the batch's
+# year, with 1,000 rows of the table outside it): diff with 10% of the rows
+# changed, diff again with nothing changed, and delete_insert.
 #
 # Parallel query is off (max_parallel_workers_per_gather = 0), so all the
 # work happens in the one backend measured, and what remains is the
@@ -22,6 +26,15 @@
 # more than FIRST_LOAD_SLACK_KB (2 MB) from the small size to the large one,
 # the replays by no more than REPLAY_SLACK_KB (4 MB); either growth, if the
 # extension kept rows, would be hundreds of MB.
+#
+# The replace's diff counts the row images of slice and batch with a hash
+# aggregate and writes by hash anti-joins, both bounded by work_mem (the
+# aggregate spills to disk, with a file buffer per partition): measured
+# with the default sizes, 13.3 MB at 500k and 2M rows with 10% changed,
+# 14.3 and 14.8 MB for the identical replay (+0.5 MB).  delete_insert is a
+# DELETE and an INSERT ... SELECT, with no join: 3.5 MB at both sizes (+4
+# kB).  So the diff has the replays' bound, REPLAY_SLACK_KB, and
+# delete_insert the first load's, FIRST_LOAD_SLACK_KB.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -117,6 +130,35 @@ for my $rows (@sizes)
 		ok($kb > 0, "$rows rows, $name: the backend's memory was sampled");
 	}
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), $rows, "$rows rows: all upserted");
+
+	# The replace holds no rows either: the slice of t that the batch covers
+	# (all of 2025; the rows of 2024, outside the slice, stay as they are)
+	# replaced with stg, in diff mode (10% changed, then an identical
+	# replay) and in delete_insert mode.
+	$node->safe_psql('postgres', q{
+		INSERT INTO t SELECT -g, g % 5000, 1, date '2024-06-01', 'outside' FROM generate_series(1, 1000) g;
+		UPDATE stg SET status = 'replaced' WHERE id % 10 = 1;
+		VACUUM ANALYZE stg, t;
+	});
+	my @replace_steps = (
+		[ 'replace diff 10%', 'diff', undef ],
+		[ 'replace diff same', 'diff', q{VACUUM ANALYZE t;} ],
+		[ 'replace del/ins', 'delete_insert', q{VACUUM ANALYZE t;} ]);
+	for my $step (@replace_steps)
+	{
+		my ($name, $mode, $prepare) = @$step;
+		$node->safe_psql('postgres', $prepare) if defined $prepare;
+		my ($kb, $base, $secs) = peak_rss_anon(
+			qq{SELECT deleted, inserted, unchanged FROM replace_partition_range('t', 'stg', 'order_date',
+				date '2025-01-01', date '2026-01-01', mode => '$mode');});
+		$peak{$rows}{$name} = $kb;
+		note sprintf('%9d rows, %-16s peak RssAnon %6d kB (session before: %6d kB), %.1f s',
+			$rows, $name, $kb, $base, $secs);
+		ok($kb > 0, "$rows rows, $name: the backend's memory was sampled");
+	}
+	is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE status = 'outside'),
+		count(*) FILTER (WHERE status = 'replaced') FROM t}),
+		"1000|" . int(($rows + 9) / 10), "$rows rows: the slice replaced, the rows outside it kept");
 }
 
 my ($small, $large) = @sizes;
@@ -127,6 +169,13 @@ for my $name ('10% changed', 'identical replay')
 	cmp_ok($peak{$large}{$name} - $peak{$small}{$name}, '<=', $replay_slack,
 		"$name: $large rows use at most ${replay_slack} kB more than $small rows");
 }
+for my $name ('replace diff 10%', 'replace diff same')
+{
+	cmp_ok($peak{$large}{$name} - $peak{$small}{$name}, '<=', $replay_slack,
+		"$name: $large rows use at most ${replay_slack} kB more than $small rows");
+}
+cmp_ok($peak{$large}{'replace del/ins'} - $peak{$small}{'replace del/ins'}, '<=', $first_load_slack,
+	"replace del/ins: $large rows use at most ${first_load_slack} kB more than $small rows");
 
 $node->stop;
 done_testing();
