@@ -59,7 +59,8 @@ bench: deps
 	$(MAKE) install
 	bench/run
 
-fuzz: deps
+fuzz:
+	test/deps sqlsmith
 	$(MAKE) all
 	$(MAKE) install
 	test/fuzz/run
