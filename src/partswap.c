@@ -274,10 +274,7 @@ pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
 	if (st->refusal != NULL)
 		return;
 	memset(&p, 0, sizeof(p));
-	p.nargs = 1;
-	p.types[0] = OIDOID;
-	p.values[0] = ObjectIdGetDatum(st->leaf);
-	p.nulls[0] = ' ';
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(st->leaf));
 	pgi_spi_run("SELECT x.r FROM ("
 				"SELECT 1 AS o, pg_catalog.format('Foreign key %I of table %s references %s: the rows that point into the partition would have to be checked under the lock.', "
 				"c.conname, c.conrelid::pg_catalog.regclass, c.confrelid::pg_catalog.regclass) AS r "
@@ -353,10 +350,7 @@ build_indexes(Oid leaf, const char *oldq, const char *newq)
 	char	  **idxoid;
 
 	memset(&p, 0, sizeof(p));
-	p.nargs = 1;
-	p.types[0] = OIDOID;
-	p.values[0] = ObjectIdGetDatum(leaf);
-	p.nulls[0] = ' ';
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(leaf));
 
 	/* a handful of catalog rows, copied out before the next statement */
 	pgi_spi_run("SELECT ic.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid), "
@@ -439,10 +433,7 @@ copy_foreign_keys(Oid leaf, const char *leafname, const char *newq)
 	char	  **condef;
 
 	memset(&p, 0, sizeof(p));
-	p.nargs = 1;
-	p.types[0] = OIDOID;
-	p.values[0] = ObjectIdGetDatum(leaf);
-	p.nulls[0] = ' ';
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(leaf));
 	pgi_spi_run("SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c "
 				"WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'f' "
 				"ORDER BY c.conname",
@@ -539,13 +530,8 @@ copy_properties(Oid leaf, const char *newq, List *indexes)
 	 * one generated script.  Grants are recorded as made by the owner.
 	 */
 	memset(&p, 0, sizeof(p));
-	p.nargs = 2;
-	p.types[0] = OIDOID;
-	p.values[0] = ObjectIdGetDatum(leaf);
-	p.nulls[0] = ' ';
-	p.types[1] = TEXTOID;
-	p.values[1] = CStringGetTextDatum(newq);
-	p.nulls[1] = ' ';
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(leaf));
+	pgi_params_add(&p, TEXTOID, CStringGetTextDatum(newq));
 	pgi_spi_run("SELECT pg_catalog.concat_ws('; ', "
 				"CASE WHEN c.relacl IS NOT NULL THEN pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC, %I', $2, "
 				"pg_catalog.pg_get_userbyid(c.relowner)) END, "
@@ -618,13 +604,8 @@ window_once(void *arg)
 	w->granted = GetCurrentTimestamp();
 
 	memset(&p, 0, sizeof(p));
-	p.nargs = 2;
-	p.types[0] = OIDOID;
-	p.values[0] = ObjectIdGetDatum(w->st->leaf);
-	p.nulls[0] = ' ';
-	p.types[1] = OIDOID;
-	p.values[1] = ObjectIdGetDatum(w->parent);
-	p.nulls[1] = ' ';
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(w->st->leaf));
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(w->parent));
 	pgi_spi_run("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1 "
 				"AND inhparent OPERATOR(pg_catalog.=) $2 AND NOT inhdetachpending",
 				&p, false, 1, SPI_OK_SELECT);
@@ -727,10 +708,7 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 	UnlockRelationOid(target->relid, RowExclusiveLock);
 
 	memset(&p, 0, sizeof(p));
-	p.nargs = 1;
-	p.types[0] = OIDOID;
-	p.values[0] = ObjectIdGetDatum(st->leaf);
-	p.nulls[0] = ' ';
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(st->leaf));
 	pgi_spi_run("SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid), "
 				"pg_catalog.pg_get_partition_constraintdef(c.oid), "
 				"pg_catalog.concat_ws(', ', "

@@ -103,6 +103,7 @@ typedef struct PgiParams
 	char		nulls[4];
 } PgiParams;
 
+extern void pgi_params_add(PgiParams *params, Oid type, Datum value);
 extern int	pgi_spi_run(const char *sql, const PgiParams *params,
 						bool read_only, long tcount, int expected);
 extern int64 pgi_spi_int8(int row, int col);

@@ -382,24 +382,17 @@ lock_slice(Oid relid, const char *slicekey, int keylen, bool whole_table)
 	PgiParams	p;
 
 	memset(&p, 0, sizeof(p));
-	p.types[0] = INT8OID;
-	p.values[0] = Int64GetDatum((int64) relid);
-	p.nulls[0] = ' ';
+	pgi_params_add(&p, INT8OID, Int64GetDatum((int64) relid));
 	if (whole_table)
 	{
-		p.nargs = 1;
 		pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1)", &p, false, 0,
 					SPI_OK_SELECT);
 		return;
 	}
-	p.nargs = 3;
-	p.types[1] = INT4OID;
-	p.values[1] = Int32GetDatum((int32) relid);
-	p.nulls[1] = ' ';
-	p.types[2] = INT4OID;
-	p.values[2] = Int32GetDatum((int32) hash_bytes((const unsigned char *) slicekey,
-												   keylen));
-	p.nulls[2] = ' ';
+	pgi_params_add(&p, INT4OID, Int32GetDatum((int32) relid));
+	pgi_params_add(&p, INT4OID,
+				   Int32GetDatum((int32) hash_bytes((const unsigned char *) slicekey,
+													keylen)));
 	pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock_shared($1), "
 				"pg_catalog.pg_advisory_xact_lock($2, $3)", &p, false, 0,
 				SPI_OK_SELECT);
@@ -855,10 +848,7 @@ cast_value(Datum value, Oid fromtype, Oid totype, int32 typmod,
 				 errdetail("There is no cast from %s to %s.",
 						   format_type_be(fromtype), format_type_be(totype))));
 	memset(&p, 0, sizeof(p));
-	p.nargs = 1;
-	p.types[0] = (fromtype == UNKNOWNOID) ? TEXTOID : fromtype;
-	p.values[0] = value;
-	p.nulls[0] = ' ';
+	pgi_params_add(&p, (fromtype == UNKNOWNOID) ? TEXTOID : fromtype, value);
 	initStringInfo(&q);
 	appendStringInfoString(&q, "SELECT CAST($1 AS ");
 	pgi_append_type(&q, totype, typmod);

@@ -352,6 +352,21 @@ pgi_append_image_differs(StringInfo buf, const char *left, const char *right,
 }
 
 /*
+ * Add a non-null parameter ($n, n = its position) to a parameter list that
+ * starts zeroed.
+ */
+void
+pgi_params_add(PgiParams *params, Oid type, Datum value)
+{
+	if (params->nargs >= (int) lengthof(params->types))
+		elog(ERROR, "too many SPI parameters");
+	params->types[params->nargs] = type;
+	params->values[params->nargs] = value;
+	params->nulls[params->nargs] = ' ';
+	params->nargs++;
+}
+
+/*
  * Run one statement through SPI with parameters.  tcount bounds the rows
  * kept in SPI_tuptable: callers pass 0 only for statements that return a
  * bounded answer (an aggregate) or none at all.

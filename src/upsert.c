@@ -864,10 +864,7 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 				 errmsg("argument \"rows\" must be a JSON array of objects")));
 
 	source->name = "rows";
-	source->params.nargs = 1;
-	source->params.types[0] = JSONBOID;
-	source->params.values[0] = PointerGetDatum(rows);
-	source->params.nulls[0] = ' ';
+	pgi_params_add(&source->params, JSONBOID, PointerGetDatum(rows));
 
 	SPI_connect();
 
