@@ -9,7 +9,7 @@
 
 # pg_idempotent, and pg_idempotent_tap (pgTAP assertions, SQL only)
 EXTENSION = pg_idempotent pg_idempotent_tap
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = pg_idempotent
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA = $(wildcard sql/pg_idempotent--*.sql sql/pg_idempotent_tap--*.sql)

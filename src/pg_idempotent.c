@@ -26,5 +26,6 @@ _PG_init(void)
 {
 	/* one line per capability with settings: pgi_<capability>_init(); */
 	pgi_runtime_init();
+	pgi_progress_init();
 	pgi_replace_init();
 }

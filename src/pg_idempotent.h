@@ -158,6 +158,21 @@ extern int	pgi_spi_run_plan(PgiCachedPlan *cp, Oid nspid, Datum *values,
 							 const char *nulls, bool read_only, long tcount,
 							 int expected);
 
+/* progress.c: NOTICEs from long operations, between their steps */
+typedef struct PgiProgress
+{
+	const char *operation;		/* the SQL function, "idempotent_upsert" */
+	const char *target;			/* the relation or ledger, as messages name it */
+	int64		started;		/* TimestampTz of the call's start */
+	int64		reported;		/* ... and of the last report */
+} PgiProgress;
+
+extern void pgi_progress_init(void);
+extern void pgi_progress_begin(PgiProgress *progress, const char *operation,
+							   const char *target);
+extern void pgi_progress_step(PgiProgress *progress, const char *fmt,...)
+			pg_attribute_printf(2, 3);
+
 /* replace.c: settings of replace_partition and friends */
 extern void pgi_replace_init(void);
 
