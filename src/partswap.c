@@ -16,7 +16,8 @@
  *	   it costs no scan, and it lets ATTACH skip its validation scan); load
  *	   the source; build the old leaf's indexes (constraint-backed ones as
  *	   constraints, so they attach to the parent's primary key and unique
- *	   constraints); add its foreign keys NOT VALID and validate them (so
+ *	   constraints); freeze the loaded rows (see freeze_new_leaf); add its
+ *	   foreign keys NOT VALID and validate them (so
  *	   ATTACH adopts them instead of checking rows); copy owner, grants (table and column), row level
  *	   security flags and policies, replica identity and comment; ANALYZE;
  *	2. the window, in a subtransaction under pg_idempotent.lock_timeout:
@@ -41,9 +42,13 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "access/xloginsert.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -51,6 +56,7 @@
 #include "nodes/parsenodes.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -678,6 +684,84 @@ try_window(Oid parent, const char *parentq, const char *parentname,
 	return false;
 }
 
+/*
+ * Mark every row of the new leaf frozen, as COPY FREEZE would have loaded
+ * it.  Rows inserted by our transaction are invisible to every snapshot
+ * taken before it commits; once the old leaf is gone, a REPEATABLE READ or
+ * SERIALIZABLE transaction holding such a snapshot would find the slice
+ * empty.  Frozen, the rows are visible to it: it sees the new slice whole,
+ * never an empty one (it sees data committed after its snapshot, the
+ * price COPY FREEZE and TRUNCATE document too).
+ *
+ * This is safe only because nobody else can see the table and it vanishes
+ * if the subtransaction that created it aborts: so it is done only when
+ * the table was created in the current subtransaction, and only to rows
+ * this transaction inserted and did not delete.  Each page is WAL-logged
+ * whole, as VACUUM's freezing would log it, so a standby agrees.
+ */
+static void
+freeze_new_leaf(Oid relid, const char *newq)
+{
+	/* created by this transaction, so already locked ACCESS EXCLUSIVE */
+	Relation	rel = table_open(relid, NoLock);
+	BlockNumber nblocks;
+	BlockNumber blkno;
+
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_createSubid != GetCurrentSubTransactionId())
+	{
+		ereport(DEBUG1,
+				(errmsg("pg_idempotent: rows of %s left unfrozen", newq)));
+		table_close(rel, NoLock);
+		return;
+	}
+
+	nblocks = RelationGetNumberOfBlocks(rel);
+	for (blkno = 0; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber off;
+		OffsetNumber maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(rel, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+
+		/* check first: no error may be raised inside the critical section */
+		for (off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+		{
+			ItemId		itemid = PageGetItemId(page, off);
+			HeapTupleHeader htup;
+
+			if (!ItemIdIsNormal(itemid))
+				continue;
+			htup = (HeapTupleHeader) PageGetItem(page, itemid);
+			if (!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(htup)) ||
+				!(htup->t_infomask & HEAP_XMAX_INVALID))
+				elog(ERROR, "row (%u,%u) of %s was not inserted alone by this transaction",
+					 blkno, off, newq);
+		}
+
+		START_CRIT_SECTION();
+		for (off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+		{
+			ItemId		itemid = PageGetItemId(page, off);
+
+			if (ItemIdIsNormal(itemid))
+				HeapTupleHeaderSetXminFrozen((HeapTupleHeader) PageGetItem(page, itemid));
+		}
+		MarkBufferDirty(buf);
+		if (RelationNeedsWAL(rel))
+			log_newpage_buffer(buf, true);
+		END_CRIT_SECTION();
+		UnlockReleaseBuffer(buf);
+	}
+	table_close(rel, NoLock);
+}
+
 void
 pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 			 const PgiColumnList *cols, const char *sel, int64 *inserted)
@@ -761,6 +845,9 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 	appendStringInfo(&q, ") %s", sel);
 	pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
 	*inserted = (int64) SPI_processed;
+	freeze_new_leaf(get_relname_relid(psprintf("pgi_swap_%u", st->leaf),
+									  get_rel_namespace(st->leaf)),
+					newq);
 
 	indexes = build_indexes(st->leaf, oldq, newq);
 	copy_foreign_keys(st->leaf, st->leafname, newq);

@@ -89,5 +89,16 @@ $node->safe_psql('postgres',
 is($node->safe_psql('postgres', "SELECT note, count(*) FROM sales WHERE day = '2025-01-02' GROUP BY note"),
 	"new|$rows", 'a committed replace changes the slice');
 
+# a crash right after the commit keeps it: the swap rewrites the new leaf's
+# pages to freeze its rows, and those page images are in the WAL
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', "SELECT note, count(*) FROM sales WHERE day = '2025-01-02' GROUP BY note"),
+	"new|$rows", 'a committed swap survives a crash right after its commit');
+is($node->safe_psql('postgres',
+		"SET enable_seqscan = off; SET enable_bitmapscan = off; "
+		  . "SELECT count(*) FROM sales WHERE day = '2025-01-02'"),
+	$rows, 'and its index agrees with its heap after recovery');
+
 $node->stop;
 done_testing();
