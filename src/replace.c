@@ -9,10 +9,9 @@
  * and checked here as exactly one expression.  Every call goes through the
  * same steps, and nothing is written before the last check:
  *
- *	1. serialize: a transaction-level advisory lock on (table, slice), in a
- *	   statement of its own, taken before any lock on the target so that two
- *	   replaces of one slice can never deadlock on the target's own locks;
- *	   replace_table takes the table's key exclusively, slices share it;
+ *	1. serialize: transaction-level advisory locks, in a statement of
+ *	   their own, taken before any lock on the target so that two replaces
+ *	   can never deadlock on the target's own locks (see lock_slice);
  *	2. check the source: one aggregate counts its rows and those outside the
  *	   slice (23514 with an example), and refuses an empty source unless
  *	   allow_empty;
@@ -371,19 +370,27 @@ append_target_slice(StringInfo buf, ReplacePlan *plan, const char *from)
 }
 
 /*
- * Serialize replaces of one slice: a transaction-level advisory lock on
- * (table, hash of the slice), plus the table's own key, shared by slices
- * and exclusive for the whole table, so replace_table waits for every
- * slice and slices run side by side.  Taken in a statement of its own.
+ * Serialize replaces whose slices may overlap.  Slices "column = value"
+ * are the common case and are told apart exactly: each takes the table's
+ * key shared and (table, column, value) exclusively, so replaces of one
+ * value serialize and replaces of different values run side by side.
+ * Anything else (a range, a predicate, the whole table) may overlap
+ * slices in ways not worth deciding here, so it takes the table's key
+ * exclusively: it waits for every replace of the table, and they for it.
+ * Replaces by value of two different columns of one table are not
+ * serialized against each other (advisory locks cannot express "same
+ * column shares, other columns conflict"); README says so.
+ *
+ * slicekey NULL means the table's key exclusively.
  */
 static void
-lock_slice(Oid relid, const char *slicekey, int keylen, bool whole_table)
+lock_slice(Oid relid, const char *slicekey, int keylen)
 {
 	PgiParams	p;
 
 	memset(&p, 0, sizeof(p));
 	pgi_params_add(&p, INT8OID, Int64GetDatum((int64) relid));
-	if (whole_table)
+	if (slicekey == NULL)
 	{
 		pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1)", &p, false, 0,
 					SPI_OK_SELECT);
@@ -957,15 +964,21 @@ replace_by_column(FunctionCallInfo fcinfo, char kind)
 
 	/* step 1, before any lock on the target: see lock_slice */
 	coltype = unlocked_column_type(PG_GETARG_OID(0), colname, &coltypmod);
-	initStringInfo(&key);
-	appendStringInfoChar(&key, kind);
 	for (i = 0; i < nvalues; i++)
 		values[i] = OidIsValid(coltype) ?
 			cast_value(PG_GETARG_DATUM(3 + i), argtype, coltype, coltypmod,
 					   argnames[i], colname) :
 			PG_GETARG_DATUM(3 + i);
-	append_slice_key(&key, values, nvalues, OidIsValid(coltype) ? coltype : argtype);
-	lock_slice(PG_GETARG_OID(0), key.data, key.len, false);
+	if (kind == 'p')
+	{
+		/* the column's name, a NUL, then the value */
+		initStringInfo(&key);
+		appendBinaryStringInfo(&key, colname, strlen(colname) + 1);
+		append_slice_key(&key, values, nvalues, OidIsValid(coltype) ? coltype : argtype);
+		lock_slice(PG_GETARG_OID(0), key.data, key.len);
+	}
+	else
+		lock_slice(PG_GETARG_OID(0), NULL, 0);
 
 	plan_open(&plan, fcinfo);
 	plan.colidx = pgi_column_index(&plan.target->columns, colname);
@@ -1050,7 +1063,7 @@ pgi_replace_table(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	nest = begin_settings();
-	lock_slice(PG_GETARG_OID(0), "t", 1, true);
+	lock_slice(PG_GETARG_OID(0), NULL, 0);
 	plan_open(&plan, fcinfo);
 	if (mode == MODE_SWAP)
 		ereport(ERROR,
@@ -1249,15 +1262,10 @@ pgi_replace_where(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = begin_settings();
 
-	/*
-	 * The target is locked (ROW EXCLUSIVE) before the slice here, to parse
-	 * the predicate into the normalized text that keys the advisory lock:
-	 * replace_where never swaps, so it never upgrades that lock.
-	 */
+	lock_slice(PG_GETARG_OID(0), NULL, 0);
 	plan_open(&plan, fcinfo);
 	plan.pred = parse_predicate(plan.target, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	plan.desc = plan.pred;
-	lock_slice(plan.target->relid, plan.pred, strlen(plan.pred), false);
 	replace_execute(fcinfo, &plan, mode, NULL);
 	AtEOXact_GUC(true, nest);
 	SPI_finish();
