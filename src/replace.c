@@ -41,6 +41,7 @@
 
 #include "access/relation.h"
 #include "access/stratnum.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -61,6 +62,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -87,6 +89,11 @@ int			pgi_lock_retries = 4;
  * diff of 10% changed rows wrote as much WAL and took longer.  Below the
  * threshold a diff writes far less, and an identical re-run as a diff
  * writes nothing.
+ *
+ * Where no swap applies, auto is diff.  Switching to delete_insert when
+ * most rows change was tried and measured (bench/replace_flat.sql): the
+ * comparison that tells how much changed is most of a diff's cost, so once
+ * it has run, finishing as a diff cost the same as a delete_insert.
  */
 #define AUTO_SWAP_MIN_ROWS		10000
 #define AUTO_SWAP_MIN_CHANGED	0.05
@@ -643,24 +650,52 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 }
 
 /*
- * Rows in the slice now, with a fresh snapshot.  After a delete_insert the
- * slice holds exactly the rows we inserted unless a concurrent writer added
- * one our DELETE could not see (inserted, or moved into the slice, after
- * its snapshot): rows of ours nobody else can touch before we commit, and
- * a row someone else changed while our DELETE ran was deleted in its new
- * version (READ COMMITTED re-checks it).  So equal counts mean nothing to
- * reconcile, and the count is far cheaper than the comparison.
+ * After writing: does the slice hold exactly what we wrote and what we left
+ * in place, with nothing from a concurrent writer?  A writer that committed
+ * while our statements ran (an upsert of a row in the slice, say) is
+ * invisible to their snapshots, and under READ COMMITTED a DELETE that
+ * waited for its row lock skips the rows it inserted.  Every such row was
+ * written by a transaction that was running, or not yet begun, when the
+ * replace took its first snapshot: its xmin is at or after that snapshot's
+ * xmin (the horizon).  A row we left in place and someone then deleted
+ * shows in the count.  So: as many rows as the source has, none of them
+ * written at or after the horizon by anyone but us, means there is nothing
+ * to reconcile; otherwise reconcile() compares the whole slice again.  This
+ * costs a scan of the slice where the comparison costs an aggregate of both
+ * sides.  Rows the caller wrote earlier in the same transaction count as
+ * foreign, which is safe (they only cost the comparison).  A target with a
+ * foreign partition has no xmin to read: always compare.
  */
-static int64
-count_slice(ReplacePlan *plan)
+static bool
+slice_settled(ReplacePlan *plan, TransactionId horizon, int64 expected)
 {
 	StringInfoData q;
+	PgiParams	p = plan->params;
 
+	if (plan->target->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		PgiParams	rp;
+
+		memset(&rp, 0, sizeof(rp));
+		pgi_params_add(&rp, OIDOID, ObjectIdGetDatum(plan->target->relid));
+		pgi_spi_run("SELECT pg_catalog.count(*) FROM pg_catalog.pg_partition_tree($1) p "
+					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid "
+					"WHERE c.relkind OPERATOR(pg_catalog.=) 'f'",
+					&rp, true, 0, SPI_OK_SELECT);
+		if (pgi_spi_int8(0, 1) > 0)
+			return false;
+	}
+
+	pgi_params_add(&p, XIDOID, TransactionIdGetDatum(horizon));
+	pgi_params_add(&p, XIDOID, TransactionIdGetDatum(GetCurrentTransactionId()));
 	initStringInfo(&q);
-	appendStringInfoString(&q, "SELECT pg_catalog.count(*)");
+	appendStringInfo(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER ("
+					 "WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) pg_catalog.age($%d) "
+					 "AND NOT t.xmin OPERATOR(pg_catalog.=) $%d)",
+					 p.nargs - 1, p.nargs);
 	append_target_slice(&q, plan, plan->target->qualname);
-	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_SELECT);
-	return pgi_spi_int8(0, 1);
+	pgi_spi_run(q.data, &p, false, 0, SPI_OK_SELECT);
+	return pgi_spi_int8(0, 1) == expected && pgi_spi_int8(0, 2) == 0;
 }
 
 /* How many times a diff is checked again after writing, at most. */
@@ -713,7 +748,10 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 	bool		counted = false;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
+	TransactionId horizon;
 
+	/* before the first read of the slice: see slice_settled */
+	horizon = GetLatestSnapshot()->xmin;
 	total = check_source(plan);
 
 	if (st != NULL && st->partitioned && st->routable && !st->found)
@@ -778,7 +816,8 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			if (dc.to_delete > 0 || dc.to_insert > 0)
 			{
 				diff_write(plan, &dc, &deleted, &inserted);
-				reconcile(plan, &deleted, &inserted);
+				if (!slice_settled(plan, horizon, total))
+					reconcile(plan, &deleted, &inserted);
 			}
 			/* the source rows that were there already */
 			unchanged = Max(total - inserted, 0);
@@ -786,7 +825,7 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 		case MODE_DELETE_INSERT:
 			deleted = delete_slice(plan);
 			inserted = insert_all(plan);
-			if (plan->comparable && count_slice(plan) != inserted)
+			if (plan->comparable && !slice_settled(plan, horizon, total))
 				reconcile(plan, &deleted, &inserted);
 			break;
 		case MODE_SWAP:
