@@ -26,6 +26,9 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK += $(if $(filter openssl,$(with_ssl)),-lcrypto)
 
+# PGXS tracks no header dependencies: rebuild every object when one changes
+$(OBJS): $(wildcard src/*.h)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 

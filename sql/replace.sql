@@ -239,8 +239,36 @@ SELECT * FROM replace_partition('sub_eu', 'sub_src', 'day', date '2025-01-01', '
 SELECT * FROM sub ORDER BY region, day, n;
 SELECT * FROM pg_temp.describe('sub_eu_0101');
 -- replacing the whole 'eu' partition, itself partitioned, is a diff
+-- under auto (it is small)
 INSERT INTO sub_src VALUES ('eu', '2025-01-02', 2);
 SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text);
+SELECT * FROM sub ORDER BY region, day, n;
+-- and a swap when asked: each of its partitions is exchanged, in one
+-- window, for a new one that the source's rows were routed to; 'eu' itself
+-- stays, and the indexes attach through both levels
+SELECT 'sub_eu'::regclass::oid AS eu_oid, 'sub_eu_0101'::regclass::oid AS eu1_oid,
+       'sub_eu_0102'::regclass::oid AS eu2_oid \gset
+TRUNCATE sub_src;
+INSERT INTO sub_src VALUES ('eu', '2025-01-01', 110), ('eu', '2025-01-02', 120), ('eu', '2025-01-02', 121);
+SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text, 'swap');
+SELECT * FROM sub ORDER BY region, day, n;
+SELECT 'sub_eu'::regclass::oid = :eu_oid AS same_eu,
+       'sub_eu_0101'::regclass::oid <> :eu1_oid AS new_0101,
+       'sub_eu_0102'::regclass::oid <> :eu2_oid AS new_0102;
+SELECT * FROM pg_temp.describe('sub_eu_0102');
+SELECT c.relname FROM pg_class c WHERE c.relname LIKE 'pgi\_swap\_%';
+-- a source row that no partition of 'eu' takes: nothing changes
+INSERT INTO sub_src VALUES ('eu', '2025-02-01', 130);
+SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text, 'swap');
+DELETE FROM sub_src WHERE day = '2025-02-01';
+-- refused: a default partition under 'eu', a third level; auto diffs
+CREATE TABLE sub_eu_rest PARTITION OF sub_eu DEFAULT;
+SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text, 'swap');
+DROP TABLE sub_eu_rest;
+CREATE TABLE sub_eu_feb PARTITION OF sub_eu FOR VALUES FROM ('2025-02-01') TO ('2025-03-01') PARTITION BY LIST (n);
+SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text, 'swap');
+SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text);
+DROP TABLE sub_eu_feb;
 SELECT * FROM sub ORDER BY region, day, n;
 
 -- auto: a large partition that changes a lot is swapped; a re-run of the

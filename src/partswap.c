@@ -2,7 +2,10 @@
  *
  * partswap.c
  *	  The swap mode of the replace family: replace one leaf partition of a
- *	  declaratively partitioned table by a new table loaded beside it.
+ *	  declaratively partitioned table by a new table loaded beside it; or,
+ *	  when the slice is a partition that is itself partitioned, each of its
+ *	  (leaf) partitions, the source's rows routed to the new ones, all
+ *	  exchanged in one window.
  *
  * Only the last step needs the parent's ACCESS EXCLUSIVE lock, and it does
  * catalog work only, so the lock is held for a time that does not grow with
@@ -168,6 +171,46 @@ slice_is_partition(PartitionKey key, Oid leaf, char kind, Datum *values)
 }
 
 /*
+ * The slice is a partition that is itself partitioned: its partitions are
+ * what gets exchanged, each under it, in one window.  They must all be
+ * leaves, and none the default (ATTACH would scan a default partition
+ * under the lock; see pgi_swap_locate).
+ */
+static void
+locate_subtree(PgiSwapTarget *st)
+{
+	Relation	rel = relation_open(st->leaf, NoLock);
+	PartitionDesc pd = RelationGetPartitionDesc(rel, true);
+	int			i;
+
+	if (pd->nparts == 0)
+		st->refusal = psprintf("Partition \"%s\" is partitioned and has no partitions.",
+							   st->leafname);
+	else if (pd->boundinfo != NULL && partition_bound_has_default(pd->boundinfo))
+		st->refusal = psprintf("Partition \"%s\" has a default partition, which ATTACH PARTITION would have to scan under the lock.",
+							   st->leafname);
+	for (i = 0; i < pd->nparts && st->refusal == NULL; i++)
+	{
+		if (!pd->is_leaf[i])
+			st->refusal = psprintf("Partition \"%s\" of \"%s\" is partitioned too: swap exchanges the partitions of one level.",
+								   get_rel_name(pd->oids[i]), st->leafname);
+		else
+			st->leaves = lappend_oid(st->leaves, pd->oids[i]);
+	}
+	relation_close(rel, NoLock);
+	if (st->refusal != NULL)
+	{
+		list_free(st->leaves);
+		st->leaves = NIL;
+		return;
+	}
+
+	/* as for the partition itself: kept from being dropped or detached */
+	for (i = 0; i < list_length(st->leaves); i++)
+		LockRelationOid(list_nth_oid(st->leaves, i), AccessShareLock);
+}
+
+/*
  * Find the partition the slice's (first) value routes to, as tuple routing
  * would (get_partition_for_tuple), and whether the slice is exactly that
  * partition.  Called with the target locked.
@@ -256,9 +299,12 @@ pgi_swap_locate(PgiRelation *target, int colidx, char kind, Datum *values,
 		st->refusal = psprintf("The slice lies in the default partition \"%s\", which holds other values too.",
 							   st->leafname);
 	else if (!st->is_leaf)
-		st->refusal = psprintf("Partition \"%s\" is itself partitioned.",
-							   st->leafname);
-	else if (!st->exact)
+		locate_subtree(st);
+	else
+		st->leaves = list_make1_oid(st->leaf);
+	if (st->refusal != NULL)
+		return;
+	if (!st->exact)
 		st->refusal = psprintf("The slice is not exactly the bounds of partition \"%s\".",
 							   st->leafname);
 	else if (st->has_default)
@@ -269,18 +315,15 @@ pgi_swap_locate(PgiRelation *target, int colidx, char kind, Datum *values,
 /*
  * What else keeps a leaf from being swapped: objects that point at it or
  * its ancestors, and objects of its own that a swap would not carry over.
- * Sets st->refusal to the first one found.
+ * Returns the first one found, or NULL.
  */
-void
-pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
+static char *
+leaf_refusal(Oid leaf)
 {
 	PgiParams	p;
-	char	   *reason;
 
-	if (st->refusal != NULL)
-		return;
 	memset(&p, 0, sizeof(p));
-	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(st->leaf));
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(leaf));
 	pgi_spi_run("SELECT x.r FROM ("
 				"SELECT 1 AS o, pg_catalog.format('Foreign key %I of table %s references %s: the rows that point into the partition would have to be checked under the lock.', "
 				"c.conname, c.conrelid::pg_catalog.regclass, c.confrelid::pg_catalog.regclass) AS r "
@@ -308,10 +351,20 @@ pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
 				"AND k.relkind OPERATOR(pg_catalog.=) 'f'"
 				") x ORDER BY x.o, x.r LIMIT 1",
 				&p, false, 1, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	return SPI_processed > 0 ? pgi_spi_text(0, 1) : NULL;
+}
+
+/* Sets st->refusal to the first reason any of the leaves has. */
+void
+pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->leaves)
 	{
-		reason = pgi_spi_text(0, 1);
-		st->refusal = reason;
+		if (st->refusal != NULL)
+			return;
+		st->refusal = leaf_refusal(lfirst_oid(lc));
 	}
 }
 
@@ -576,17 +629,27 @@ copy_properties(Oid leaf, const char *newq, List *indexes)
 	}
 }
 
+/* One leaf to exchange, and its replacement, built beside it. */
+typedef struct SwapLeaf
+{
+	Oid			old;			/* the leaf */
+	char	   *name;			/* its name, which the replacement takes */
+	Oid			parent;			/* its parent */
+	char	   *parentq;		/* ... quoted and qualified */
+	char	   *nsp;			/* the leaf's schema */
+	char	   *oldq;			/* the leaf, quoted and qualified */
+	Oid			new;			/* the replacement */
+	char	   *newq;			/* ... quoted and qualified */
+	char	   *bound;			/* FOR VALUES ..., as ATTACH takes it */
+	List	   *indexes;		/* SwapIndex */
+} SwapLeaf;
+
 /* What one attempt at the window needs, passed through pgi_run_in_subxact. */
 typedef struct SwapWindow
 {
-	Oid			parent;
-	const char *parentq;
+	const char *targetq;
 	PgiSwapTarget *st;
-	const char *nsp;
-	const char *oldq;
-	const char *newq;
-	const char *bound;
-	List	   *indexes;
+	List	   *leaves;			/* SwapLeaf */
 	TimestampTz granted;
 	TimestampTz finished;
 } SwapWindow;
@@ -597,45 +660,64 @@ window_once(void *arg)
 	SwapWindow *w = (SwapWindow *) arg;
 	int			nest = NewGUCNestLevel();
 	char		timeout[32];
-	PgiParams	p;
+	StringInfoData lock;
 	ListCell   *lc;
+	ListCell   *ic;
 
 	snprintf(timeout, sizeof(timeout), "%d", pgi_lock_timeout);
 	(void) set_config_option("lock_timeout", timeout, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
-	/* ONLY: the parent's other partitions need no lock of ours */
-	run_utility(psprintf("LOCK TABLE ONLY %s, ONLY %s IN ACCESS EXCLUSIVE MODE",
-						 w->parentq, w->oldq));
+	/*
+	 * Top down, as readers lock them; ONLY: the other partitions need no
+	 * lock of ours.
+	 */
+	initStringInfo(&lock);
+	appendStringInfo(&lock, "LOCK TABLE ONLY %s", w->targetq);
+	if (list_length(w->leaves) > 0 &&
+		((SwapLeaf *) linitial(w->leaves))->parent == w->st->leaf)
+		appendStringInfo(&lock, ", ONLY %s",
+						 ((SwapLeaf *) linitial(w->leaves))->parentq);
+	foreach(lc, w->leaves)
+		appendStringInfo(&lock, ", ONLY %s", ((SwapLeaf *) lfirst(lc))->oldq);
+	appendStringInfoString(&lock, " IN ACCESS EXCLUSIVE MODE");
+	run_utility(lock.data);
 	w->granted = GetCurrentTimestamp();
 
-	memset(&p, 0, sizeof(p));
-	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(w->st->leaf));
-	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(w->parent));
-	pgi_spi_run("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1 "
-				"AND inhparent OPERATOR(pg_catalog.=) $2 AND NOT inhdetachpending",
-				&p, false, 1, SPI_OK_SELECT);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("partition \"%s\" was detached while its replacement was loaded",
-						w->st->leafname)));
-
-	run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", w->parentq, w->oldq));
-	run_utility(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s", w->parentq, w->newq, w->bound));
-	run_utility(psprintf("DROP TABLE %s", w->oldq));
-	run_utility(psprintf("ALTER TABLE %s RENAME TO %s", w->newq,
-						 quote_identifier(w->st->leafname)));
-	foreach(lc, w->indexes)
+	foreach(lc, w->leaves)
 	{
-		SwapIndex  *si = lfirst(lc);
+		SwapLeaf   *l = lfirst(lc);
+		PgiParams	p;
 
-		run_utility(psprintf("ALTER INDEX %s RENAME TO %s",
-							 quote_qualified_identifier(w->nsp, si->tmpname),
-							 quote_identifier(si->oldname)));
+		memset(&p, 0, sizeof(p));
+		pgi_params_add(&p, OIDOID, ObjectIdGetDatum(l->old));
+		pgi_params_add(&p, OIDOID, ObjectIdGetDatum(l->parent));
+		pgi_spi_run("SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid OPERATOR(pg_catalog.=) $1 "
+					"AND inhparent OPERATOR(pg_catalog.=) $2 AND NOT inhdetachpending",
+					&p, false, 1, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("partition \"%s\" was detached while its replacement was loaded",
+							l->name)));
+
+		run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", l->parentq, l->oldq));
+		run_utility(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s", l->parentq, l->newq, l->bound));
+		run_utility(psprintf("DROP TABLE %s", l->oldq));
+		run_utility(psprintf("ALTER TABLE %s RENAME TO %s", l->newq,
+							 quote_identifier(l->name)));
+		foreach(ic, l->indexes)
+		{
+			SwapIndex  *si = lfirst(ic);
+
+			run_utility(psprintf("ALTER INDEX %s RENAME TO %s",
+								 quote_qualified_identifier(l->nsp, si->tmpname),
+								 quote_identifier(si->oldname)));
+		}
+		/* the replacement now has the old name */
+		run_utility(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", l->oldq,
+							 BOUND_CONSTRAINT));
 	}
-	run_utility(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", w->oldq,
-						 BOUND_CONSTRAINT));
 	w->finished = GetCurrentTimestamp();
 
 	/* lock_timeout back to the caller's; an error undoes it with the subxact */
@@ -649,35 +731,18 @@ window_once(void *arg)
  * that is an error saying why.
  */
 static bool
-try_window(Oid parent, const char *parentq, const char *parentname,
-		   PgiSwapTarget *st,
-		   const char *nsp, const char *oldq, const char *newq,
-		   const char *bound, List *indexes, bool last_attempt,
-		   TimestampTz *granted, TimestampTz *finished)
+try_window(SwapWindow *w, const char *targetname, bool last_attempt)
 {
 	static const int codes[] = {ERRCODE_LOCK_NOT_AVAILABLE,
 	ERRCODE_T_R_DEADLOCK_DETECTED, 0};
-	SwapWindow	w;
 
-	w.parent = parent;
-	w.parentq = parentq;
-	w.st = st;
-	w.nsp = nsp;
-	w.oldq = oldq;
-	w.newq = newq;
-	w.bound = bound;
-	w.indexes = indexes;
-	if (pgi_run_in_subxact(window_once, &w, codes) == 0)
-	{
-		*granted = w.granted;
-		*finished = w.finished;
+	if (pgi_run_in_subxact(window_once, w, codes) == 0)
 		return true;
-	}
 	if (last_attempt)
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock \"%s\" to swap partition \"%s\"",
-						parentname, st->leafname),
+						targetname, w->st->leafname),
 				 errdetail("Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
 						   pgi_lock_retries + 1, pgi_lock_timeout),
 				 errhint("Retry when long-running transactions on the table have ended, raise pg_idempotent.lock_timeout or pg_idempotent.lock_retries, or use mode => 'diff'.")));
@@ -762,37 +827,27 @@ freeze_new_leaf(Oid relid, const char *newq)
 	table_close(rel, NoLock);
 }
 
-void
-pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
-			 const PgiColumnList *cols, const char *sel, int64 *inserted)
+/*
+ * Create the replacement of one leaf, empty, beside it: its definition,
+ * and the CHECK constraint equal to its partition constraint, added while
+ * it is empty so that adding it scans nothing.
+ */
+static SwapLeaf *
+create_replacement(Oid leaf)
 {
-	char	   *nsp = get_namespace_name(get_rel_namespace(st->leaf));
-	char	   *oldq = quote_qualified_identifier(nsp, st->leafname);
-	char	   *newq = quote_qualified_identifier(nsp,
-												  psprintf("pgi_swap_%u", st->leaf));
-	char	   *bound;
+	SwapLeaf   *l = palloc0(sizeof(SwapLeaf));
+	char	   *nsp = get_namespace_name(get_rel_namespace(leaf));
+	char	   *newname = psprintf("pgi_swap_%u", leaf);
 	char	   *constraint;
 	char	   *relopts;
 	char	   *amname;
 	char	   *spcname;
 	char		persistence;
-	List	   *indexes;
 	PgiParams	p;
 	StringInfoData q;
-	int			attempt;
-	TimestampTz start;
-	TimestampTz granted = 0;
-	TimestampTz finished = 0;
-	long		secs;
-	int			usecs_wait;
-	int			usecs_held;
-	long		secs_held;
-
-	/* see the file header: no lock on the parent until the window */
-	UnlockRelationOid(target->relid, RowExclusiveLock);
 
 	memset(&p, 0, sizeof(p));
-	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(st->leaf));
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(leaf));
 	pgi_spi_run("SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid), "
 				"pg_catalog.pg_get_partition_constraintdef(c.oid), "
 				"pg_catalog.concat_ws(', ', "
@@ -803,75 +858,187 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 				"pg_catalog.substr(o, pg_catalog.strpos(o, '=') OPERATOR(pg_catalog.+) 1)), ', ') "
 				"FROM pg_catalog.pg_class tc, pg_catalog.unnest(tc.reloptions) o "
 				"WHERE tc.oid OPERATOR(pg_catalog.=) c.reltoastrelid)), "
-				"am.amname::pg_catalog.text, ts.spcname::pg_catalog.text, c.relpersistence::pg_catalog.text "
+				"am.amname::pg_catalog.text, ts.spcname::pg_catalog.text, c.relpersistence::pg_catalog.text, "
+				"c.relname::pg_catalog.text, i.inhparent::pg_catalog.text "
 				"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) c.relam "
 				"LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid OPERATOR(pg_catalog.=) c.reltablespace "
+				"LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) c.oid "
 				"WHERE c.oid OPERATOR(pg_catalog.=) $1",
 				&p, false, 0, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("partition \"%s\" was dropped while its replacement was planned",
-						st->leafname)));
-	bound = pgi_spi_text(0, 1);
+				 errmsg("partition with OID %u was dropped while its replacement was planned",
+						leaf)));
+	l->bound = pgi_spi_text(0, 1);
 	constraint = pgi_spi_text(0, 2);
 	relopts = pgi_spi_text(0, 3);
 	amname = pgi_spi_text(0, 4);
 	spcname = pgi_spi_text(0, 5);
 	persistence = pgi_spi_text(0, 6)[0];
-	if (bound == NULL || constraint == NULL)
-		elog(ERROR, "relation \"%s\" is not a partition", st->leafname);
+	l->name = pgi_spi_text(0, 7);
+	if (l->bound == NULL || constraint == NULL || pgi_spi_text(0, 8) == NULL)
+		elog(ERROR, "relation \"%s\" is not a partition", l->name);
+	l->old = leaf;
+	l->parent = (Oid) strtoul(pgi_spi_text(0, 8), NULL, 10);
+	l->parentq = quote_qualified_identifier(get_namespace_name(get_rel_namespace(l->parent)),
+											get_rel_name(l->parent));
+	l->nsp = nsp;
+	l->oldq = quote_qualified_identifier(nsp, l->name);
+	l->newq = quote_qualified_identifier(nsp, newname);
 
-	/* 1. build and load the new leaf, beside the old one */
 	initStringInfo(&q);
 	appendStringInfo(&q, "CREATE %sTABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
 					 "INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMPRESSION "
 					 "INCLUDING STATISTICS INCLUDING COMMENTS) USING %s",
 					 persistence == RELPERSISTENCE_UNLOGGED ? "UNLOGGED " : "",
-					 newq, oldq, quote_identifier(amname));
+					 l->newq, l->oldq, quote_identifier(amname));
 	if (relopts != NULL && relopts[0] != '\0')
 		appendStringInfo(&q, " WITH (%s)", relopts);
 	if (spcname != NULL)
 		appendStringInfo(&q, " TABLESPACE %s", quote_identifier(spcname));
 	run_utility(q.data);
-
-	/* while it is empty, so that adding it scans nothing */
-	run_utility(psprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", newq,
+	l->new = get_relname_relid(newname, get_rel_namespace(leaf));
+	run_utility(psprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", l->newq,
 						 BOUND_CONSTRAINT, constraint));
+	return l;
+}
 
-	resetStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s (", newq);
+/*
+ * Load the replacements of the partitions of a partitioned partition: the
+ * source's rows are routed to them as an INSERT into the partition would
+ * route them, through a scratch table partitioned the same way, to which
+ * they are attached for the length of one INSERT (they are empty and carry
+ * their bound constraint, so attaching them scans nothing).  A row no
+ * partition takes is an error, as it would be for that INSERT.
+ */
+static int64
+load_through_scratch(PgiSwapTarget *st, List *leaves,
+					 const PgiColumnList *cols, const char *sel)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	char	   *nsp = get_namespace_name(get_rel_namespace(st->leaf));
+	char	   *partq = quote_qualified_identifier(nsp, st->leafname);
+	char	   *scratchq = quote_qualified_identifier(nsp,
+													  psprintf("pgi_swap_root_%u", st->leaf));
+	PgiParams	p;
+	StringInfoData q;
+	ListCell   *lc;
+	int64		inserted = 0;
+
+	memset(&p, 0, sizeof(p));
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(st->leaf));
+	pgi_spi_run("SELECT pg_catalog.pg_get_partkeydef($1)", &p, false, 0, SPI_OK_SELECT);
+	run_utility(psprintf("CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING GENERATED) "
+						 "PARTITION BY %s", scratchq, partq, pgi_spi_text(0, 1)));
+	foreach(lc, leaves)
+	{
+		SwapLeaf   *l = lfirst(lc);
+
+		run_utility(psprintf("ALTER TABLE %s ATTACH PARTITION %s %s",
+							 scratchq, l->newq, l->bound));
+	}
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "INSERT INTO %s (", scratchq);
 	pgi_append_column_list(&q, NULL, cols, NIL);
 	appendStringInfo(&q, ") %s", sel);
-	pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
-	*inserted = (int64) SPI_processed;
-	freeze_new_leaf(get_relname_relid(psprintf("pgi_swap_%u", st->leaf),
-									  get_rel_namespace(st->leaf)),
-					newq);
+	PG_TRY();
+	{
+		pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
+		inserted = (int64) SPI_processed;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
 
-	indexes = build_indexes(st->leaf, oldq, newq);
-	copy_foreign_keys(st->leaf, st->leafname, newq);
-	copy_properties(st->leaf, newq, indexes);
-	run_utility(psprintf("ANALYZE %s", newq));
+		/* said about the partition, not about our scratch table */
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_CHECK_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("a source row fits no partition of \"%s\"", st->leafname),
+				 edata->detail ? errdetail("%s", edata->detail) : 0,
+				 errhint("Create the partition first, or use mode => 'diff'.")));
+	}
+	PG_END_TRY();
+
+	foreach(lc, leaves)
+		run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", scratchq,
+							 ((SwapLeaf *) lfirst(lc))->newq));
+	run_utility(psprintf("DROP TABLE %s", scratchq));
+	return inserted;
+}
+
+void
+pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
+			 const PgiColumnList *cols, const char *sel, int64 *inserted)
+{
+	SwapWindow	w;
+	List	   *leaves = NIL;
+	ListCell   *lc;
+	int			attempt;
+	TimestampTz start;
+	long		secs;
+	int			usecs_wait;
+	int			usecs_held;
+	long		secs_held;
+
+	/* see the file header: no lock on the parent until the window */
+	UnlockRelationOid(target->relid, RowExclusiveLock);
+
+	/* 1. build and load the replacements, beside the old leaves */
+	foreach(lc, st->leaves)
+		leaves = lappend(leaves, create_replacement(lfirst_oid(lc)));
+	if (st->is_leaf)
+	{
+		SwapLeaf   *l = linitial(leaves);
+		StringInfoData q;
+
+		initStringInfo(&q);
+		appendStringInfo(&q, "INSERT INTO %s (", l->newq);
+		pgi_append_column_list(&q, NULL, cols, NIL);
+		appendStringInfo(&q, ") %s", sel);
+		pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
+		*inserted = (int64) SPI_processed;
+	}
+	else
+		*inserted = load_through_scratch(st, leaves, cols, sel);
+
+	foreach(lc, leaves)
+	{
+		SwapLeaf   *l = lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		freeze_new_leaf(l->new, l->newq);
+		l->indexes = build_indexes(l->old, l->oldq, l->newq);
+		copy_foreign_keys(l->old, l->name, l->newq);
+		copy_properties(l->old, l->newq, l->indexes);
+		run_utility(psprintf("ANALYZE %s", l->newq));
+	}
 
 	/* 2. the window */
+	memset(&w, 0, sizeof(w));
+	w.targetq = target->qualname;
+	w.st = st;
+	w.leaves = leaves;
 	start = GetCurrentTimestamp();
 	for (attempt = 1;; attempt++)
 	{
-		if (try_window(target->relid, target->qualname, target->displayname,
-					   st, nsp, oldq, newq,
-					   bound, indexes, attempt > pgi_lock_retries,
-					   &granted, &finished))
+		if (try_window(&w, target->displayname, attempt > pgi_lock_retries))
 			break;
 		/* let the queries that queued behind our request run first */
 		pg_usleep(Min(100000L * attempt, 1000000L));
 		CHECK_FOR_INTERRUPTS();
 	}
-	TimestampDifference(start, granted, &secs, &usecs_wait);
-	TimestampDifference(granted, finished, &secs_held, &usecs_held);
+	TimestampDifference(start, w.granted, &secs, &usecs_wait);
+	TimestampDifference(w.granted, w.finished, &secs_held, &usecs_held);
 	ereport(DEBUG1,
-			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\": lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
-					st->leafname, target->displayname,
+			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\" (%d leaves): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
+					st->leafname, target->displayname, list_length(leaves),
 					secs * 1000.0 + usecs_wait / 1000.0, attempt,
 					secs_held * 1000.0 + usecs_held / 1000.0)));
 }

@@ -30,6 +30,8 @@ typedef struct PgiSwapTarget
 	bool		exact;			/* the slice is exactly that partition */
 	Oid			leaf;			/* that partition, or InvalidOid */
 	char	   *leafname;		/* its name, for messages */
+	List	   *leaves;			/* OIDs of the leaves a swap exchanges: that
+								 * partition, or its partitions */
 	char	   *refusal;		/* why swap does not apply, or NULL */
 } PgiSwapTarget;
 
