@@ -26,9 +26,6 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK += $(if $(filter openssl,$(with_ssl)),-lcrypto)
 
-# PGXS tracks no header dependencies: rebuild every object when one changes
-$(OBJS): $(wildcard src/*.h)
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
@@ -41,6 +38,9 @@ all:
 	@echo "or install postgresql-server-dev-15 and run make again." >&2
 	@exit 1
 endif
+
+# PGXS tracks no header dependencies: rebuild every object when one changes
+$(OBJS): $(wildcard src/*.h)
 
 .PHONY: deps test demo bench fuzz test-valgrind
 
