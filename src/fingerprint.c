@@ -127,6 +127,12 @@ murmur3_128(const unsigned char *data, size_t len, uint64 *out)
 
 	for (i = 0; i < nblocks; i++)
 	{
+		/*
+		 * One value can be up to 1 GB, hashed in one call: let a cancel in
+		 * every MiB rather than only between rows.
+		 */
+		if (unlikely((i & 0xFFFF) == 0xFFFF))
+			CHECK_FOR_INTERRUPTS();
 		k1 = load_le64(data + i * 16);
 		k2 = load_le64(data + i * 16 + 8);
 
