@@ -21,8 +21,9 @@
  *
  * table_fingerprint runs one SELECT through SPI: the executor streams the
  * relation through the aggregate, so memory does not grow with its size,
- * and the caller's SELECT privilege and row-level security apply as they
- * would to the same query typed by hand.
+ * checks for cancel and statement_timeout as it goes, and the caller's
+ * SELECT privilege and row-level security apply as they would to the same
+ * query typed by hand.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,8 +73,11 @@ static inline uint64 load_le64(const unsigned char *p);
 static void murmur3_128(const unsigned char *data, size_t len, uint64 *out);
 static FpState *fp_state_create(MemoryContext mcxt);
 static char *fingerprint_relation(const PgiRelation *rel, Oid extschema,
-								  bool read_only);
+								  bool read_only, int64 *rows);
 static void run_statement(const char *statement);
+static char *fingerprint_after_run(PgiProgress *progress,
+								   const PgiRelation *rel, Oid extschema,
+								   int run);
 
 static inline uint64
 rotl64(uint64 x, int r)
@@ -123,6 +127,12 @@ murmur3_128(const unsigned char *data, size_t len, uint64 *out)
 
 	for (i = 0; i < nblocks; i++)
 	{
+		/*
+		 * One value can be up to 1 GB, hashed in one call: let a cancel in
+		 * every MiB rather than only between rows.
+		 */
+		if (unlikely((i & 0xFFFF) == 0xFFFF))
+			CHECK_FOR_INTERRUPTS();
 		k1 = load_le64(data + i * 16);
 		k2 = load_le64(data + i * 16 + 8);
 
@@ -358,7 +368,9 @@ pgi_fingerprint_final(PG_FUNCTION_ARGS)
 
 /*
  * The fingerprint of one relation, as a string in the current SPI
- * procedure context.  The caller has connected to SPI.
+ * procedure context, and the number of rows it covers (for progress
+ * reports: counting in the same scan costs next to nothing).  The caller
+ * has connected to SPI.
  *
  * The aggregate is named with the extension's schema (extschema, the schema
  * of the calling SQL function, which the extension created beside it; PG15
@@ -369,7 +381,8 @@ pgi_fingerprint_final(PG_FUNCTION_ARGS)
  * whole row.
  */
 static char *
-fingerprint_relation(const PgiRelation *rel, Oid extschema, bool read_only)
+fingerprint_relation(const PgiRelation *rel, Oid extschema, bool read_only,
+					 int64 *rows)
 {
 	char	   *nspname = get_namespace_name(extschema);
 	StringInfoData sql;
@@ -378,12 +391,13 @@ fingerprint_relation(const PgiRelation *rel, Oid extschema, bool read_only)
 		elog(ERROR, "cache lookup failed for schema %u", extschema);
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s._fingerprint_agg(t.*) FROM %s t",
+	appendStringInfo(&sql, "SELECT %s._fingerprint_agg(t.*), pg_catalog.count(*) FROM %s t",
 					 quote_identifier(nspname), rel->qualname);
 	pgi_spi_run(sql.data, NULL, read_only, 1, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "fingerprint query returned " UINT64_FORMAT " rows",
 			 (uint64) SPI_processed);
+	*rows = pgi_spi_int8(0, 2);
 	return pgi_spi_text(0, 1);
 }
 
@@ -394,15 +408,22 @@ pgi_table_fingerprint(PG_FUNCTION_ARGS)
 	MemoryContext callercxt = CurrentMemoryContext;
 	Oid			extschema = get_func_namespace(fcinfo->flinfo->fn_oid);
 	PgiRelation *rel;
+	PgiProgress progress;
 	char	   *fp;
+	int64		rows;
 
 	pgi_require_arg(fcinfo, 0, "target");
 	rel = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_READ, "target");
+	pgi_progress_begin(&progress, get_func_name(fcinfo->flinfo->fn_oid),
+					   rel->displayname);
 
 	SPI_connect();
 	/* STABLE: read with the calling query's snapshot, as PL/pgSQL would */
-	fp = MemoryContextStrdup(callercxt, fingerprint_relation(rel, extschema, true));
+	fp = MemoryContextStrdup(callercxt,
+							 fingerprint_relation(rel, extschema, true, &rows));
 	SPI_finish();
+	pgi_progress_step(&progress, "fingerprinted %lld %s", (long long) rows,
+					  PGI_PLURAL(rows, "row", "rows"));
 
 	PG_RETURN_TEXT_P(cstring_to_text(fp));
 }
@@ -435,6 +456,25 @@ run_statement(const char *statement)
 		elog(ERROR, "unexpected SPI result %s", SPI_result_code_string(rc));
 }
 
+/*
+ * assert_idempotent's fingerprint of one of its tables after the run-th run
+ * of the statement, reported as a step of its own: on a large table each is
+ * as long as the statement.  Reads with a new snapshot, so it sees what the
+ * statement wrote.
+ */
+static char *
+fingerprint_after_run(PgiProgress *progress, const PgiRelation *rel,
+					  Oid extschema, int run)
+{
+	int64		rows;
+	char	   *fp = fingerprint_relation(rel, extschema, false, &rows);
+
+	pgi_progress_step(progress, "fingerprinted %s after run %d: %lld %s",
+					  rel->displayname, run, (long long) rows,
+					  PGI_PLURAL(rows, "row", "rows"));
+	return fp;
+}
+
 /* assert_idempotent(statement text, VARIADIC tables regclass[]) */
 Datum
 pgi_assert_idempotent(PG_FUNCTION_ARGS)
@@ -447,6 +487,8 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	int			nrels;
 	PgiRelation **rels;
 	char	  **before;
+	PgiProgress progress;
+	StringInfoData tablenames;
 	StringInfoData detail;
 	int			nchanged = 0;
 	int			i;
@@ -472,6 +514,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 				 errhint("Name the tables the statement writes to.")));
 	for (i = 0; i < nrels; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (relnulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -480,16 +523,24 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 
 	/* resolve and lock every table before anything runs; skip repeats */
 	rels = palloc0(sizeof(PgiRelation *) * nrels);
+	initStringInfo(&tablenames);
 	for (i = 0; i < nrels; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		for (j = 0; j < i; j++)
 			if (rels[j] != NULL &&
 				rels[j]->relid == DatumGetObjectId(relids[i]))
 				break;
-		if (j == i)
-			rels[i] = pgi_relation_open(DatumGetObjectId(relids[i]),
-										PGI_REL_READ, "tables");
+		if (j < i)
+			continue;
+		rels[i] = pgi_relation_open(DatumGetObjectId(relids[i]),
+									PGI_REL_READ, "tables");
+		if (tablenames.len > 0)
+			appendStringInfoString(&tablenames, ", ");
+		appendStringInfoString(&tablenames, rels[i]->displayname);
 	}
+	pgi_progress_begin(&progress, get_func_name(fcinfo->flinfo->fn_oid),
+					   tablenames.data);
 
 	/* the DETAIL must outlive SPI_finish */
 	initStringInfo(&detail);
@@ -497,16 +548,19 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	run_statement(statement);
+	pgi_progress_step(&progress, "ran the statement once");
 	before = palloc0(sizeof(char *) * nrels);
 	for (i = 0; i < nrels; i++)
 		if (rels[i] != NULL)
-			before[i] = fingerprint_relation(rels[i], extschema, false);
+			before[i] = fingerprint_after_run(&progress, rels[i], extschema, 1);
 
 	run_statement(statement);
+	pgi_progress_step(&progress, "ran the statement a second time");
 	for (i = 0; i < nrels; i++)
 	{
 		if (rels[i] == NULL ||
-			strcmp(before[i], fingerprint_relation(rels[i], extschema, false)) == 0)
+			strcmp(before[i], fingerprint_after_run(&progress, rels[i],
+													extschema, 2)) == 0)
 			continue;
 		if (nchanged++ > 0)
 			appendStringInfoChar(&detail, '\n');

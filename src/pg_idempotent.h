@@ -173,6 +173,9 @@ extern void pgi_progress_begin(PgiProgress *progress, const char *operation,
 extern void pgi_progress_step(PgiProgress *progress, const char *fmt,...)
 			pg_attribute_printf(2, 3);
 
+/* "1 row", "2 rows": the noun after a count in a progress message */
+#define PGI_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))
+
 /* replace.c: settings of replace_partition and friends */
 extern void pgi_replace_init(void);
 

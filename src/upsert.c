@@ -33,7 +33,9 @@
  *
  * Every statement is set-based and streamed by the executor: no source or
  * target row is ever held in this backend's memory, and counts come back as
- * one aggregate row or as SPI_processed.
+ * one aggregate row or as SPI_processed.  The executor checks for cancel and
+ * statement_timeout as it streams; between the steps, progress.c reports
+ * what was done (pg_idempotent.progress_interval) and checks them too.
  *
  *-------------------------------------------------------------------------
  */
@@ -80,6 +82,7 @@ typedef struct UpsertPlan
 	bool		dry_run;
 	char	   *sel;			/* SELECT of cols, in target types */
 	char	   *eff;			/* sel, or sel with duplicates resolved */
+	PgiProgress progress;
 } UpsertPlan;
 
 typedef struct UpsertCounts
@@ -576,14 +579,49 @@ write_once(void *arg)
 	w->inserted = 0;
 	w->updated = 0;
 	if (w->safe)
+	{
 		write_all_rows_safely(w->plan, &w->inserted, &w->updated);
+		pgi_progress_step(&w->plan->progress,
+						  "inserted %lld and updated %lld %s with INSERT ... ON CONFLICT",
+						  (long long) w->inserted, (long long) w->updated,
+						  PGI_PLURAL(w->updated, "row", "rows"));
+	}
 	else
 	{
 		if (w->changed > 0)
+		{
 			w->updated = write_updates(w->plan);
+			pgi_progress_step(&w->plan->progress, "updated %lld %s",
+							  (long long) w->updated,
+							  PGI_PLURAL(w->updated, "row", "rows"));
+		}
 		if (w->new_rows > 0)
+		{
 			w->inserted = write_new_rows(w->plan, w->new_rows == w->total);
+			pgi_progress_step(&w->plan->progress, "inserted %lld %s",
+							  (long long) w->inserted,
+							  PGI_PLURAL(w->inserted, "row", "rows"));
+		}
 	}
+}
+
+/*
+ * What made a write attempt roll back, for the progress report: the error
+ * it caught is gone by then, and its code is all a reader needs.
+ */
+static const char *
+rollback_cause(int sqlerrcode)
+{
+	switch (sqlerrcode)
+	{
+		case ERRCODE_UNIQUE_VIOLATION:
+			return "a unique violation";
+		case ERRCODE_NOT_NULL_VIOLATION:
+			return "a not-null violation";
+		case ERRCODE_T_R_DEADLOCK_DETECTED:
+			return "a deadlock";
+	}
+	return unpack_sql_state(sqlerrcode);
 }
 
 /*
@@ -608,12 +646,18 @@ write_changes(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
 	w.changed = changed;
 	for (attempt = 1;; attempt++)
 	{
+		int			caught;
+
 		w.safe = attempt > 1;
-		if (pgi_run_in_subxact(write_once, &w,
-							   attempt == UPSERT_MAX_ATTEMPTS ? no_codes :
-							   w.safe ? safe_codes : fast_codes) == 0)
+		caught = pgi_run_in_subxact(write_once, &w,
+									attempt == UPSERT_MAX_ATTEMPTS ? no_codes :
+									w.safe ? safe_codes : fast_codes);
+		if (caught == 0)
 			break;
-		CHECK_FOR_INTERRUPTS();
+		/* also where a cancel between attempts is taken */
+		pgi_progress_step(&plan->progress,
+						  "write attempt %d rolled back after %s; writing the batch again with INSERT ... ON CONFLICT in key order",
+						  attempt, rollback_cause(caught));
 	}
 	*inserted = w.inserted;
 	*updated = w.updated;
@@ -628,6 +672,9 @@ write_changes(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
 	 */
 	if (!w.safe && w.updated < changed)
 	{
+		pgi_progress_step(&plan->progress,
+						  "updated %lld of the %lld changed rows; deciding the batch again with INSERT ... ON CONFLICT",
+						  (long long) w.updated, (long long) changed);
 		w.safe = true;
 		(void) pgi_run_in_subxact(write_once, &w, no_codes);
 		*inserted += w.inserted;
@@ -659,6 +706,7 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	ERRCODE_NOT_NULL_VIOLATION, ERRCODE_T_R_DEADLOCK_DETECTED, 0};
 	UpsertWrite w;
 	ListCell   *lc;
+	int			caught;
 
 	if (plan->dry_run || plan->version >= 0)
 		return false;
@@ -672,9 +720,18 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 
 	memset(&w, 0, sizeof(w));
 	w.plan = plan;
-	if (pgi_run_in_subxact(first_load_once, &w, codes) != 0)
+	caught = pgi_run_in_subxact(first_load_once, &w, codes);
+	if (caught != 0)
+	{
+		pgi_progress_step(&plan->progress,
+						  "first load into the empty table rolled back after %s; checking the source",
+						  rollback_cause(caught));
 		return false;
+	}
 	*inserted = w.inserted;
+	pgi_progress_step(&plan->progress,
+					  "inserted %lld %s into the empty table (first load)",
+					  (long long) w.inserted, PGI_PLURAL(w.inserted, "row", "rows"));
 	return true;
 }
 
@@ -701,6 +758,8 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	plan.target = target;
 	plan.source = source;
 	plan.dry_run = PG_GETARG_BOOL(5);
+	pgi_progress_begin(&plan.progress, get_func_name(fcinfo->flinfo->fn_oid),
+					   target->displayname);
 	if (strcmp(on_duplicate, "error") == 0)
 		plan.keep_last = false;
 	else if (strcmp(on_duplicate, "last") == 0)
@@ -717,6 +776,12 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	if (!try_first_load(&plan, &counts.inserted))
 	{
 		total = check_source(&plan, &counts);
+		pgi_progress_step(&plan.progress,
+						  "checked the source: %lld %s, %lld %s",
+						  (long long) (total + counts.duplicates),
+						  PGI_PLURAL(total + counts.duplicates, "row", "rows"),
+						  (long long) counts.duplicates,
+						  PGI_PLURAL(counts.duplicates, "duplicate", "duplicates"));
 		if (target_is_empty(&plan))
 		{
 			/*
@@ -728,6 +793,13 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 		}
 		else
 			classify(&plan, &new_rows, &changed, &counts.stale);
+		pgi_progress_step(&plan.progress,
+						  "classified %lld %s: %lld new, %lld changed, %lld stale, %lld unchanged%s",
+						  (long long) total, PGI_PLURAL(total, "row", "rows"),
+						  (long long) new_rows,
+						  (long long) changed, (long long) counts.stale,
+						  (long long) (total - new_rows - changed - counts.stale),
+						  plan.dry_run ? " (dry run: nothing written)" : "");
 
 		if (plan.dry_run)
 		{
@@ -917,6 +989,7 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 		int			t = pgi_column_index(&target->columns, name);
 		PgiColumn  *col;
 
+		CHECK_FOR_INTERRUPTS();
 		if (t < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),

@@ -1,0 +1,88 @@
+-- pg_idempotent.progress_interval: long operations say what they have done,
+-- step by step, when the interval has passed since the call began or since
+-- the last report.  Terse verbosity hides the DETAIL, which says how long
+-- the call has run and so differs from run to run.
+\set VERBOSITY terse
+
+-- the setting is defined once the library is loaded; 10 s by default
+SELECT idempotent_key(1) IS NOT NULL AS loaded;
+SHOW pg_idempotent.progress_interval;
+
+CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), version int);
+CREATE TABLE staging (LIKE orders);
+INSERT INTO staging SELECT g, g * 1.5, 1 FROM generate_series(1, 10) g;
+
+-- the default is silent for a short call
+SELECT * FROM idempotent_upsert('orders', 'staging');
+SELECT table_fingerprint('orders') IS NOT NULL AS fingerprinted;
+
+--
+-- 0: every step reports
+--
+SET pg_idempotent.progress_interval = 0;
+
+-- a replay: the source checked, its rows classified, nothing written
+SELECT * FROM idempotent_upsert('orders', 'staging');
+-- changed and new rows: each write reports its count
+UPDATE staging SET amount = 0 WHERE id <= 3;
+INSERT INTO staging VALUES (11, 11, 1), (12, 12, 1);
+SELECT * FROM idempotent_upsert('orders', 'staging');
+-- a dry run says that it wrote nothing
+UPDATE staging SET amount = 1 WHERE id = 1;
+SELECT * FROM idempotent_upsert('orders', 'staging', dry_run => true);
+-- versions: stale rows are counted; duplicates folded by on_duplicate => 'last'
+UPDATE staging SET version = 0 WHERE id = 2;
+INSERT INTO staging VALUES (12, 13, 2);
+SELECT * FROM idempotent_upsert('orders', 'staging', version_column => 'version',
+	on_duplicate => 'last');
+-- a first load into an empty table is one step
+CREATE TABLE orders2 (LIKE orders INCLUDING ALL);
+SELECT * FROM idempotent_upsert_query('orders2', 'SELECT id, amount FROM staging WHERE id <> 12');
+-- ... and when the key's index stops it, the report says so before the
+-- general path names the duplicates
+TRUNCATE orders2;
+SELECT * FROM idempotent_upsert_query('orders2', 'SELECT id, amount FROM staging');
+-- the JSON form reports as the others do
+SELECT * FROM idempotent_upsert_json('orders', '[{"id": 1, "amount": 5}, {"id": 100, "amount": 1}]');
+
+-- table_fingerprint: one step, with the rows it read
+SELECT table_fingerprint('orders') IS NOT NULL AS fingerprinted;
+-- assert_idempotent: each run and each table's fingerprint after it
+SELECT assert_idempotent($$SELECT idempotent_upsert('orders', 'staging', version_column => 'version',
+	on_duplicate => 'last')$$, 'orders', 'orders2', 'orders');
+CREATE SEQUENCE s START 1000;
+SELECT assert_idempotent('INSERT INTO orders2 VALUES (nextval(''s''), 0)', 'orders2');
+
+-- a value in a unit; a report is then due only after that much time
+SET pg_idempotent.progress_interval = '1min';
+SHOW pg_idempotent.progress_interval;
+SELECT * FROM idempotent_upsert('orders', 'staging', version_column => 'version',
+	on_duplicate => 'last');
+
+--
+-- -1: never, even for the steps 0 reports
+--
+SET pg_idempotent.progress_interval = -1;
+SELECT * FROM idempotent_upsert('orders', 'staging', version_column => 'version',
+	on_duplicate => 'last');
+SELECT table_fingerprint('orders') IS NOT NULL AS fingerprinted;
+
+-- the reports are NOTICEs: client_min_messages hides them like any other
+SET pg_idempotent.progress_interval = 0;
+SET client_min_messages = warning;
+SELECT table_fingerprint('orders') IS NOT NULL AS fingerprinted;
+RESET client_min_messages;
+
+--
+-- bad values are refused, and the setting keeps its value
+--
+SET pg_idempotent.progress_interval = -2;
+SET pg_idempotent.progress_interval = 'often';
+SET pg_idempotent.progress_interval = '1 fortnight';
+SET pg_idempotent.progress_interval = 2147483648;
+SHOW pg_idempotent.progress_interval;
+RESET pg_idempotent.progress_interval;
+SHOW pg_idempotent.progress_interval;
+
+DROP TABLE orders, orders2, staging;
+DROP SEQUENCE s;
