@@ -53,6 +53,19 @@ SELECT assert_idempotent($$SELECT idempotent_upsert('orders', 'staging', version
 CREATE SEQUENCE s START 1000;
 SELECT assert_idempotent('INSERT INTO orders2 VALUES (nextval(''s''), 0)', 'orders2');
 
+-- the replace family: the source checked, the comparison, each write; a
+-- swap reports its load, the replacement's build and the exchange
+CREATE TABLE rp (day date NOT NULL, id int, v text) PARTITION BY RANGE (day);
+CREATE TABLE rp_0101 PARTITION OF rp FOR VALUES FROM ('2025-01-01') TO ('2025-01-02');
+INSERT INTO rp SELECT '2025-01-01', g, 'old' FROM generate_series(1, 5) g;
+CREATE TABLE rp_src AS SELECT date '2025-01-01' AS day, g AS id, CASE WHEN g = 1 THEN 'new' ELSE 'old' END AS v
+FROM generate_series(1, 5) g;
+SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff');
+SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff');
+SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'delete_insert');
+SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'swap');
+DROP TABLE rp, rp_src;
+
 -- a value in a unit; a report is then due only after that much time
 SET pg_idempotent.progress_interval = '1min';
 SHOW pg_idempotent.progress_interval;

@@ -975,7 +975,8 @@ load_through_scratch(PgiSwapTarget *st, List *leaves,
 
 void
 pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
-			 const PgiColumnList *cols, const char *sel, int64 *inserted)
+			 const PgiColumnList *cols, const char *sel,
+			 PgiProgress *progress, int64 *inserted)
 {
 	SwapWindow	w;
 	List	   *leaves = NIL;
@@ -1007,6 +1008,9 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 	}
 	else
 		*inserted = load_through_scratch(st, leaves, cols, sel);
+	pgi_progress_step(progress, "loaded %lld %s into the replacement of \"%s\"",
+					  (long long) *inserted, PGI_PLURAL(*inserted, "row", "rows"),
+					  st->leafname);
 
 	foreach(lc, leaves)
 	{
@@ -1018,6 +1022,8 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 		copy_foreign_keys(l->old, l->name, l->newq);
 		copy_properties(l->old, l->newq, l->indexes);
 		run_utility(psprintf("ANALYZE %s", l->newq));
+		pgi_progress_step(progress, "built the indexes and properties of the replacement of \"%s\"",
+						  l->name);
 	}
 
 	/* 2. the window */
@@ -1036,6 +1042,10 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 	}
 	TimestampDifference(start, w.granted, &secs, &usecs_wait);
 	TimestampDifference(w.granted, w.finished, &secs_held, &usecs_held);
+	pgi_progress_step(progress, "exchanged \"%s\" (%d %s) after %d %s for the lock",
+					  st->leafname, list_length(leaves),
+					  PGI_PLURAL(list_length(leaves), "partition", "partitions"),
+					  attempt, PGI_PLURAL(attempt, "attempt", "attempts"));
 	ereport(DEBUG1,
 			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\" (%d leaves): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
 					st->leafname, target->displayname, list_length(leaves),

@@ -122,6 +122,7 @@ typedef struct ReplacePlan
 	char	   *imagefn;		/* our _replace_image, schema-qualified */
 	bool		comparable;		/* rows can be compared by binary image */
 	char	   *uncomparable;	/* why not, when they cannot */
+	PgiProgress progress;
 } ReplacePlan;
 
 /* What a diff found: counts per side, as multisets. */
@@ -458,6 +459,8 @@ check_source(ReplacePlan *plan)
 				 errdetail("Replacing with it would delete every row of the slice %s of \"%s\".",
 						   plan->desc, plan->target->displayname),
 				 errhint("Pass allow_empty => true to empty the slice on purpose.")));
+	pgi_progress_step(&plan->progress, "checked the source: %lld %s, all inside the slice %s",
+					  (long long) total, PGI_PLURAL(total, "row", "rows"), plan->desc);
 	return total;
 }
 
@@ -493,6 +496,10 @@ diff_count(ReplacePlan *plan, const char *from, DiffCounts *dc)
 	dc->target_rows = pgi_spi_int8(0, 4);
 	dc->max_source_copies = pgi_spi_int8(0, 5);
 	dc->max_target_copies = pgi_spi_int8(0, 6);
+	pgi_progress_step(&plan->progress,
+					  "compared the slice with the source: %lld to delete, %lld to insert, %lld unchanged",
+					  (long long) dc->to_delete, (long long) dc->to_insert,
+					  (long long) dc->unchanged);
 }
 
 /* DELETE FROM target WHERE (slice): the whole slice */
@@ -623,6 +630,14 @@ diff_insert_unique(ReplacePlan *plan)
 }
 
 /* Write what diff_count found, and only that. */
+/* "deleted 5 rows": a progress report, which also checks for a cancel */
+static void
+report_written(ReplacePlan *plan, const char *verb, int64 rows)
+{
+	pgi_progress_step(&plan->progress, "%s %lld %s", verb, (long long) rows,
+					  PGI_PLURAL(rows, "row", "rows"));
+}
+
 static void
 diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 {
@@ -636,8 +651,8 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 			*deleted = diff_delete_unique(plan);
 		else
 			*deleted = diff_delete(plan);
+		report_written(plan, "deleted", *deleted);
 	}
-	CHECK_FOR_INTERRUPTS();
 	if (dc->to_insert > 0)
 	{
 		if (dc->unchanged == 0)
@@ -646,6 +661,7 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 			*inserted = diff_insert_unique(plan);
 		else
 			*inserted = diff_insert(plan);
+		report_written(plan, "inserted", *inserted);
 	}
 }
 
@@ -721,7 +737,9 @@ reconcile(ReplacePlan *plan, int64 *deleted, int64 *inserted)
 		int64		d;
 		int64		i;
 
-		CHECK_FOR_INTERRUPTS();
+		pgi_progress_step(&plan->progress,
+						  "another transaction wrote into the slice meanwhile: comparing again (pass %d of at most %d)",
+						  pass + 1, RECONCILE_PASSES);
 		diff_count(plan, plan->target->qualname, &dc);
 		if (dc.to_delete == 0 && dc.to_insert == 0)
 			return;
@@ -824,13 +842,16 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			break;
 		case MODE_DELETE_INSERT:
 			deleted = delete_slice(plan);
+			report_written(plan, "deleted", deleted);
 			inserted = insert_all(plan);
+			report_written(plan, "inserted", inserted);
 			if (plan->comparable && !slice_settled(plan, horizon, total))
 				reconcile(plan, &deleted, &inserted);
 			break;
 		case MODE_SWAP:
 			deleted = counted ? dc.target_rows : pgi_swap_count_leaf(st);
-			pgi_swap_run(plan->target, st, &plan->cols, plan->sel, &inserted);
+			pgi_swap_run(plan->target, st, &plan->cols, plan->sel,
+						 &plan->progress, &inserted);
 			break;
 		case MODE_AUTO:
 			elog(ERROR, "unresolved replace mode");
@@ -870,6 +891,8 @@ plan_open(ReplacePlan *plan, FunctionCallInfo fcinfo)
 	plan->target = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_WRITE, "target");
 	plan->source = pgi_relation_open(PG_GETARG_OID(1), PGI_REL_READ, "source");
 	plan_columns(plan);
+	pgi_progress_begin(&plan->progress, get_func_name(fcinfo->flinfo->fn_oid),
+					   plan->target->displayname);
 }
 
 /*

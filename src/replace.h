@@ -45,6 +45,6 @@ extern void pgi_swap_check(PgiRelation *target, PgiSwapTarget *st);
 extern int64 pgi_swap_count_leaf(PgiSwapTarget *st);
 extern void pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 						 const PgiColumnList *cols, const char *sel,
-						 int64 *inserted);
+						 PgiProgress *progress, int64 *inserted);
 
 #endif							/* PGI_REPLACE_H */
