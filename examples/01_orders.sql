@@ -70,14 +70,25 @@ SELECT * FROM order_status ORDER BY id;
 \echo
 \echo '== assert_idempotent catches a load that is not safe to re-run'
 CREATE TABLE order_log (id bigint, status text);
+CREATE TABLE order_counts (customer_id int PRIMARY KEY, orders int, counted_at timestamptz);
+INSERT INTO order_counts SELECT customer_id, 0, NULL FROM orders GROUP BY customer_id;
 DO $$
+DECLARE
+	cases text[][] := ARRAY[
+		['a blind INSERT', 'INSERT INTO order_log SELECT id, status FROM orders_staging WHERE id <= 10', 'order_log'],
+		['a counter increment', 'UPDATE order_counts SET orders = orders + 1', 'order_counts'],
+		['now() in the data', 'UPDATE order_counts SET counted_at = now()', 'order_counts']];
+	detail text;
 BEGIN
-	PERFORM assert_idempotent(
-		'INSERT INTO order_log SELECT id, status FROM orders_staging WHERE id <= 10',
-		'order_log');
-	RAISE EXCEPTION 'assert_idempotent missed a blind INSERT';
-EXCEPTION WHEN assert_failure THEN
-	RAISE NOTICE 'a blind INSERT is caught: %', SQLERRM;
+	FOR i IN 1 .. array_length(cases, 1) LOOP
+		BEGIN
+			PERFORM assert_idempotent(cases[i][2], cases[i][3]::regclass);
+			RAISE EXCEPTION 'assert_idempotent missed %', cases[i][1];
+		EXCEPTION WHEN assert_failure THEN
+			GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+			RAISE NOTICE '% is caught: % (%)', cases[i][1], SQLERRM, detail;
+		END;
+	END LOOP;
 END $$;
 SELECT assert_idempotent($$SELECT * FROM idempotent_upsert('orders', 'orders_staging')$$, 'orders') \g /dev/null
 \echo 'The idempotent_upsert of the same batch passes the same check.'

@@ -173,6 +173,21 @@ SELECT count(*) AS rows_after_rollback FROM fp_target;
 -- A SELECT runs without keeping its rows; a table named twice is checked once.
 SELECT assert_idempotent('SELECT * FROM generate_series(1, 100000)', 'fp_target', 'fp_target');
 
+-- A statement that writes the transaction's clock passes the comparison
+-- (both runs see the same now()) but is refused for it: every real re-run
+-- writes another time.  Defaults an INSERT fills in count; a SELECT that
+-- only reads the clock, and run_time(), do not.
+CREATE TABLE fp_seen (id int PRIMARY KEY, seen_at timestamptz, seen_on date DEFAULT CURRENT_DATE);
+SELECT assert_idempotent('INSERT INTO fp_seen VALUES (1, now(), DEFAULT) ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at', 'fp_seen');
+SELECT assert_idempotent('INSERT INTO fp_seen (id, seen_at) VALUES (2, NULL) ON CONFLICT DO NOTHING', 'fp_seen');
+SELECT assert_idempotent('UPDATE fp_seen SET seen_at = CURRENT_TIMESTAMP(0) WHERE id = 1', 'fp_seen');
+SELECT assert_idempotent('WITH d AS (DELETE FROM fp_seen WHERE seen_at < transaction_timestamp() RETURNING 1) SELECT count(*) FROM d', 'fp_seen');
+SELECT assert_idempotent('SELECT now(), count(*) FROM fp_seen', 'fp_seen');
+SET pg_idempotent.run_time = '2025-01-15 00:00+00';
+SELECT assert_idempotent('UPDATE fp_seen SET seen_at = run_time(), seen_on = run_date()', 'fp_seen');
+RESET pg_idempotent.run_time;
+SELECT count(*) FROM fp_seen;
+
 -- A procedure call.
 CREATE PROCEDURE fp_proc() LANGUAGE sql AS
 $$INSERT INTO fp_target VALUES (10, 'p') ON CONFLICT (id) DO UPDATE SET v = 'p'$$;

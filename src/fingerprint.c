@@ -35,11 +35,13 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "port/pg_bswap.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
 #include "pg_idempotent.h"
@@ -475,6 +477,100 @@ fingerprint_after_run(PgiProgress *progress, const PgiRelation *rel,
 	return fp;
 }
 
+/*
+ * Whether a query reads the transaction's clock: now() and its synonyms,
+ * CURRENT_DATE and the other SQL value functions of the time of day, all
+ * of which return the transaction's start.  Both runs of a check happen in
+ * one transaction, so such a value is the same in both and the
+ * fingerprints agree, yet the statement writes another value every time it
+ * runs again for real.  Column defaults count (the rewriter has put them
+ * into an INSERT's target list); what functions do inside their bodies and
+ * what triggers do cannot be seen.
+ */
+static bool
+reads_clock_walker(Node *node, const char **what)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr))
+	{
+		Oid			funcid = ((FuncExpr *) node)->funcid;
+
+		if (funcid == F_NOW || funcid == F_TRANSACTION_TIMESTAMP ||
+			funcid == F_STATEMENT_TIMESTAMP)
+		{
+			*what = psprintf("%s()", get_func_name(funcid));
+			return true;
+		}
+	}
+	else if (IsA(node, SQLValueFunction))
+	{
+		switch (((SQLValueFunction *) node)->op)
+		{
+			case SVFOP_CURRENT_DATE:
+				*what = "CURRENT_DATE";
+				return true;
+			case SVFOP_CURRENT_TIME:
+			case SVFOP_CURRENT_TIME_N:
+				*what = "CURRENT_TIME";
+				return true;
+			case SVFOP_CURRENT_TIMESTAMP:
+			case SVFOP_CURRENT_TIMESTAMP_N:
+				*what = "CURRENT_TIMESTAMP";
+				return true;
+			case SVFOP_LOCALTIME:
+			case SVFOP_LOCALTIME_N:
+				*what = "LOCALTIME";
+				return true;
+			case SVFOP_LOCALTIMESTAMP:
+			case SVFOP_LOCALTIMESTAMP_N:
+				*what = "LOCALTIMESTAMP";
+				return true;
+			default:
+				break;
+		}
+	}
+	else if (IsA(node, Query))
+		return query_tree_walker((Query *) node, reads_clock_walker,
+								 (void *) what, 0);
+	return expression_tree_walker(node, reads_clock_walker, (void *) what);
+}
+
+/*
+ * The first clock read in the statement's queries that write (INSERT,
+ * UPDATE, DELETE, MERGE, or a SELECT with a data-modifying WITH), or NULL:
+ * a SELECT that only reads the clock writes nothing.  Analysed after the
+ * statement has run, so that what it creates exists; utility statements
+ * (DO, CALL, DDL) and the insides of functions cannot be looked into.
+ */
+static const char *
+statement_reads_clock(const char *statement)
+{
+	ListCell   *lc;
+	const char *what = NULL;
+
+	foreach(lc, pg_parse_query(statement))
+	{
+		RawStmt    *raw = lfirst_node(RawStmt, lc);
+		ListCell   *qc;
+
+		CHECK_FOR_INTERRUPTS();
+		foreach(qc, pg_analyze_and_rewrite_fixedparams(raw, statement, NULL, 0, NULL))
+		{
+			Query	   *query = lfirst_node(Query, qc);
+
+			if ((query->commandType == CMD_INSERT ||
+				 query->commandType == CMD_UPDATE ||
+				 query->commandType == CMD_DELETE ||
+				 query->commandType == CMD_MERGE ||
+				 (query->commandType == CMD_SELECT && query->hasModifyingCTE)) &&
+				reads_clock_walker((Node *) query, &what))
+				return what;
+		}
+	}
+	return NULL;
+}
+
 /* assert_idempotent(statement text, VARIADIC tables regclass[]) */
 Datum
 pgi_assert_idempotent(PG_FUNCTION_ARGS)
@@ -491,6 +587,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	StringInfoData tablenames;
 	StringInfoData detail;
 	int			nchanged = 0;
+	StringInfoData clock;
 	int			i;
 	int			j;
 
@@ -542,8 +639,9 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	pgi_progress_begin(&progress, get_func_name(fcinfo->flinfo->fn_oid),
 					   tablenames.data);
 
-	/* the DETAIL must outlive SPI_finish */
+	/* the DETAILs must outlive SPI_finish */
 	initStringInfo(&detail);
+	initStringInfo(&clock);
 
 	SPI_connect();
 
@@ -567,8 +665,23 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 		appendStringInfo(&detail, "Table \"%s\" changed on the second run.",
 						 rels[i]->displayname);
 	}
+	if (nchanged == 0)
+	{
+		const char *what = statement_reads_clock(statement);
+
+		if (what != NULL)
+			appendStringInfoString(&clock, what);
+	}
 
 	SPI_finish();
+
+	if (clock.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ASSERT_FAILURE),
+				 errmsg("statement is not idempotent"),
+				 errdetail("It reads the transaction's clock (%s): both runs of this check saw the same time, but every later run of the statement sees another one.",
+						   clock.data),
+				 errhint("Use run_time(), the run's logical time set by the orchestrator, which is the same on every re-run of a run.")));
 
 	if (nchanged > 0)
 		ereport(ERROR,
