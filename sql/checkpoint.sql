@@ -35,19 +35,7 @@ SELECT checkpoint_advance('fp', 30) AS forward, checkpoint_advance('fp', 30, '\x
 SELECT position, fingerprint FROM pgi_checkpoint WHERE name = 'fp';
 
 -- errors, with their SQLSTATE
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+\i sql/include/err.sql
 \pset format unaligned
 \pset tuples_only on
 -- a replayed batch whose contents changed: 22023 naming the checkpoint and position

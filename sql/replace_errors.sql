@@ -6,19 +6,7 @@
 CREATE SCHEMA pgi_replace_errors;
 SET search_path = pgi_replace_errors, public;
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+\i sql/include/err.sql
 
 \pset format unaligned
 \pset tuples_only on

@@ -5,19 +5,7 @@
 CREATE SCHEMA pgi_replace_where;
 SET search_path = pgi_replace_where, public;
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+\i sql/include/err.sql
 
 CREATE TABLE usage (tenant_id int, day date, units int, tags text[]);
 INSERT INTO usage SELECT t, date '2025-01-01' + d, t * 10 + d, ARRAY['a']

@@ -1,18 +1,6 @@
 -- run_time() and run_date(): the pipeline's logical time in loaded data
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS OR assert_failure THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+\i sql/include/err.sql
 \pset format unaligned
 
 -- unset, run_time() is an error with a hint, never the clock
