@@ -1047,8 +1047,9 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 					  PGI_PLURAL(list_length(leaves), "partition", "partitions"),
 					  attempt, PGI_PLURAL(attempt, "attempt", "attempts"));
 	ereport(DEBUG1,
-			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\" (%d leaves): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
+			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\" (%d %s): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
 					st->leafname, target->displayname, list_length(leaves),
+					PGI_PLURAL(list_length(leaves), "leaf", "leaves"),
 					secs * 1000.0 + usecs_wait / 1000.0, attempt,
 					secs_held * 1000.0 + usecs_held / 1000.0)));
 }

@@ -91,9 +91,10 @@ int			pgi_lock_retries = 4;
  * writes nothing.
  *
  * Where no swap applies, auto is diff.  Switching to delete_insert when
- * most rows change was tried and measured (bench/replace_flat.sql): the
- * comparison that tells how much changed is most of a diff's cost, so once
- * it has run, finishing as a diff cost the same as a delete_insert.
+ * most rows change was tried and measured (bench/replace.sql, the table
+ * that is not partitioned): the comparison that tells how much changed is
+ * most of a diff's cost, so once it has run, finishing as a diff cost the
+ * same as a delete_insert.
  */
 #define AUTO_SWAP_MIN_ROWS		10000
 #define AUTO_SWAP_MIN_CHANGED	0.05
