@@ -11,16 +11,18 @@
  *	  transaction as the write it guards.  A rollback forgets the record.
  *
  *	- ledger_enqueue / ledger_claim / ledger_claim_next / ledger_complete /
- *	  ledger_fail / ledger_heartbeat: work whose effects leave the database,
+ *	  ledger_complete_batch / ledger_fail / ledger_heartbeat: work whose
+ *	  effects leave the database,
  *	  done by workers that hold a lease on a key.  Every claim draws a new
  *	  fencing token from one sequence, so tokens of one key strictly
  *	  increase across takeovers (and are unique across all keys): a worker
  *	  whose token is no longer the key's token changes nothing.
  *
- * The state machine lives in one place, the transitions[] table below, and
- * every function decides through ledger_transition().  The set-based
- * statements (claim_next, the fast path of complete) take the states they
- * may move a key from out of the same table.
+ * The state machine lives in one place, the transitions[] table below and
+ * the rules of ledger_decide(), and every function decides through
+ * ledger_transition().  The set-based statements (claim_next, the fast
+ * paths of complete and complete_batch) take the states they may move a
+ * key from, and to what, out of ledger_decide() (statuses_moved_to()).
  *
  * Time: leases are measured with the wall clock at the call
  * (GetCurrentTimestamp(), which is clock_timestamp()), taken once per call,
@@ -30,13 +32,17 @@
  *
  * Invariants of pgi_ledger_key kept here:
  *	- available_at is when a key can next be claimed: its creation for a
- *	  pending key, its failure for a failed key, the end of the lease for a
- *	  processing key, and NULL for done and dead keys (which are never
- *	  claimed).  A partial index on (ledger_id, available_at) serves
+ *	  pending key, its failure plus the ledger's retry backoff for a failed
+ *	  key, the end of the lease for a processing key, and NULL for done and
+ *	  dead keys (which are never claimed).  A partial index on (ledger_id, available_at) serves
  *	  claim_next, oldest first; another on (ledger_id, updated_at) over done
  *	  and dead keys serves ledger_prune.
- *	- token is the token of the last claim (NULL before the first).
- *	- attempts counts claims: a lease that runs out counts as an attempt.
+ *	- token is the token of the last claim (NULL before the first), or one
+ *	  nobody holds once a claim made the key dead because its last lease
+ *	  ran out.
+ *	- attempts counts claims: a lease that runs out counts as a failed
+ *	  attempt, so a claim that finds the max_attempts-th lease run out
+ *	  makes the key dead instead of handing it out.
  *
  * Every statement is prepared once per backend (pgi_cached_plan) and runs
  * with the caller's rights: the caller needs privileges on the tables.
@@ -137,12 +143,14 @@ typedef struct LedgerTransition
  * transitions[event][from].  Notes on the entries that are not obvious:
  *	- record and enqueue of a known key change nothing (the key was seen);
  *	- claim of a processing key moves it only when its lease has run out
- *	  (a takeover, with a new token); with a live lease it is "busy";
- *	  claim of done or dead keys reports them;
+ *	  (a takeover, with a new token); with a live lease it is "busy"; a
+ *	  failed key likewise waits out its retry backoff; a key that has used
+ *	  max_attempts goes to dead instead (ledger_decide); claim of done or
+ *	  dead keys reports them;
  *	- complete and fail run only with the key's current token (checked
  *	  before this table); repeating them is a no-op;
  *	- fail moves to failed, or to dead once attempts reach max_attempts
- *	  (ledger_transition decides);
+ *	  (ledger_decide);
  *	- heartbeat extends a processing key's lease and refuses otherwise.
  */
 static const LedgerTransition transitions[LE_COUNT][LS_COUNT] = {
@@ -342,8 +350,10 @@ static PgiCachedPlan plan_record = {
 	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
-/* record_batch and enqueue: one statement, each distinct key once, sorted */
-/* check-and-record by ledger id, for the snapshot rules of keys_lock */
+/*
+ * check-and-record by ledger id, under REPEATABLE READ and SERIALIZABLE,
+ * where the id comes from ledger_lookup_for
+ */
 static PgiCachedPlan plan_record_id = {
 	"INSERT INTO @extschema@.pgi_ledger_key"
 	" (ledger_id, key, status, token, fingerprint, created_at, updated_at)"
@@ -352,6 +362,7 @@ static PgiCachedPlan plan_record_id = {
 	5, {INT4OID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
+/* record_batch and enqueue: one statement, each distinct key once, sorted */
 static PgiCachedPlan plan_record_batch = {
 	"INSERT INTO @extschema@.pgi_ledger_key"
 	" (ledger_id, key, status, token, available_at, created_at, updated_at)"
