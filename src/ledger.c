@@ -350,18 +350,6 @@ static PgiCachedPlan plan_record = {
 	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
-/*
- * check-and-record by ledger id, under REPEATABLE READ and SERIALIZABLE,
- * where the id comes from ledger_lookup_for
- */
-static PgiCachedPlan plan_record_id = {
-	"INSERT INTO @extschema@.pgi_ledger_key"
-	" (ledger_id, key, status, token, fingerprint, created_at, updated_at)"
-	" VALUES ($1, $2, $3, NULL, $4, $5, $5)"
-	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING 1",
-	5, {INT4OID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
-};
-
 /* record_batch and enqueue: one statement, each distinct key once, sorted */
 static PgiCachedPlan plan_record_batch = {
 	"INSERT INTO @extschema@.pgi_ledger_key"
@@ -1013,8 +1001,9 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
  * is new: one INSERT ... ON CONFLICT DO NOTHING with the ledger joined in.
  * Only when it inserts nothing do we look again, to tell an unknown ledger
  * (42704) and a different payload (22023) from a repeat.  Under REPEATABLE
- * READ and SERIALIZABLE the ledger is looked up first instead, in the
- * latest snapshot (ledger_lookup_for says why).
+ * READ and SERIALIZABLE the transaction's snapshot may still show a ledger
+ * that a drop has since deleted, so the ledger is first checked in the
+ * latest snapshot, under the lock (ledger_lookup_for says why).
  */
 Datum
 pgi_ledger_record(PG_FUNCTION_ARGS)
@@ -1042,15 +1031,9 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 
 		CHECK_FOR_INTERRUPTS();
 		if (IsolationUsesXactSnapshot())
-		{
 			ledger_lookup_for(&call, name, true);
-			values[0] = Int32GetDatum(call.id);
-			pgi_spi_run_plan(&plan_record_id, call.nspid, values, nulls,
-							 false, 0, SPI_OK_INSERT_RETURNING);
-		}
-		else
-			pgi_spi_run_plan(&plan_record, call.nspid, values, nulls, false,
-							 0, SPI_OK_INSERT_RETURNING);
+		pgi_spi_run_plan(&plan_record, call.nspid, values, nulls, false, 0,
+						 SPI_OK_INSERT_RETURNING);
 		if (SPI_processed > 0)
 		{
 			result = true;
