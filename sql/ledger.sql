@@ -183,6 +183,14 @@ EXPLAIN (COSTS OFF) EXECUTE prune(3, now(), 10);
 PREPARE status(int, text) AS
 	SELECT status FROM pgi_ledger_key WHERE ledger_id = $1 AND key = ($2 COLLATE "C");
 EXPLAIN (COSTS OFF) EXECUTE status(3, 'k1');
+-- ledger_complete_batch: a nested loop over the sorted arrays, one index lookup per key
+PREPARE complete_batch(text, text[], bigint[], jsonb[]) AS
+	UPDATE pgi_ledger_key k SET status = 'done', result = b.result
+	FROM (SELECT a.key COLLATE "C" AS key, a.token, a.result
+		FROM ROWS FROM (unnest($2), unnest($3), unnest($4)) AS a(key, token, result) ORDER BY 1) b
+	WHERE k.ledger_id = (SELECT l.id FROM pgi_ledger l WHERE l.name = ($1 COLLATE "C"))
+	AND k.key = b.key AND k.token = b.token AND k.status = ANY ('{processing}');
+EXPLAIN (COSTS OFF) EXECUTE complete_batch('big', '{k1}', '{1}', NULL);
 RESET plan_cache_mode;
 
 -- The README's consumer loop: exactly-once under redelivery.  Each message's
@@ -219,3 +227,97 @@ SELECT checkpoint_get('payments-consumer');
 DROP PROCEDURE consume_inbox();
 DROP TABLE inbox, balances;
 DELETE FROM pgi_checkpoint WHERE name = 'payments-consumer';
+
+-- ledger_complete_batch: ledger_complete for many keys in one statement.  It
+-- returns the keys done by the token given (now, or already: a repeat is a
+-- no-op), each once; keys with a token that is not current are left alone.
+SELECT ledger_create('batch', lease => '1 hour');
+SELECT ledger_enqueue('batch', ARRAY['a', 'b', 'c', 'd', 'e']);
+CREATE TEMP TABLE btok AS SELECT key, token FROM ledger_claim_next('batch', 4);
+SELECT key FROM btok ORDER BY key;
+SELECT k FROM ledger_complete_batch('batch',
+	ARRAY['a', 'b', 'c', 'e'],
+	ARRAY[(SELECT token FROM btok WHERE key = 'a'), (SELECT token FROM btok WHERE key = 'b'),
+		(SELECT token FROM btok WHERE key = 'c') - 1, 0],
+	ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}', '{"n": 5}']::jsonb[]) AS k ORDER BY k;
+SELECT key, status, result FROM pgi_ledger_key
+	WHERE ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'batch') ORDER BY key;
+-- again, in another order and with a key repeated: the same keys, once each; the first results stay
+SELECT k FROM ledger_complete_batch('batch',
+	ARRAY['b', 'a', 'a'],
+	ARRAY[(SELECT token FROM btok WHERE key = 'b'), (SELECT token FROM btok WHERE key = 'a'),
+		(SELECT token FROM btok WHERE key = 'a')],
+	ARRAY['"late"', '"late"', '"late"']::jsonb[]) AS k ORDER BY k;
+-- results may be left out (NULL results), and an empty batch returns nothing
+SELECT k FROM ledger_complete_batch('batch', ARRAY['c', 'd'],
+	ARRAY[(SELECT token FROM btok WHERE key = 'c'), (SELECT token FROM btok WHERE key = 'd')]) AS k ORDER BY k;
+SELECT count(*) FROM ledger_complete_batch('batch', '{}', '{}');
+SELECT key, status, result FROM pgi_ledger_key
+	WHERE ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'batch') ORDER BY key;
+-- a stale worker's batch after a takeover changes nothing
+SELECT ledger_create('batch_short', lease => '0');
+SELECT ledger_enqueue('batch_short', ARRAY['x', 'y']);
+CREATE TEMP TABLE stale AS SELECT key, token FROM ledger_claim_next('batch_short', 2);
+CREATE TEMP TABLE fresh AS SELECT key, token FROM ledger_claim_next('batch_short', 2);
+SELECT count(*) AS stale_completed FROM ledger_complete_batch('batch_short',
+	ARRAY(SELECT key FROM stale ORDER BY key), ARRAY(SELECT token FROM stale ORDER BY key));
+SELECT k AS fresh_completed FROM ledger_complete_batch('batch_short',
+	ARRAY(SELECT key FROM fresh ORDER BY key), ARRAY(SELECT token FROM fresh ORDER BY key)) AS k ORDER BY k;
+
+-- A lease that runs out counts as an attempt: once a key has used
+-- max_attempts, the next claim makes it dead (with a token nobody holds)
+-- instead of handing it out again, whether by ledger_claim or claim_next.
+SELECT ledger_create('crashy', lease => '0', max_attempts => 2);
+SELECT ledger_enqueue('crashy', ARRAY['k1', 'k2']);
+SELECT key, attempts FROM ledger_claim_next('crashy', 2) ORDER BY key;
+-- both leases ran out (lease 0): the second attempt
+CREATE TEMP TABLE last_try AS SELECT key, token, attempts FROM ledger_claim_next('crashy', 2);
+SELECT key, attempts FROM last_try ORDER BY key;
+-- their second leases ran out too: the next claims end them dead, and hand out nothing
+SELECT count(*) AS handed_out FROM ledger_claim_next('crashy', 10);
+SELECT key, status, attempts, error, available_at IS NULL AS never_claimable
+	FROM pgi_ledger_key WHERE ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'crashy') ORDER BY key;
+SELECT status, token, attempts FROM ledger_claim('crashy', 'k1');
+-- the last worker's late complete or heartbeat changes nothing: its token was revoked
+SELECT ledger_complete('crashy', 'k1', (SELECT token FROM last_try WHERE key = 'k1')) AS late_complete,
+	ledger_heartbeat('crashy', 'k2', (SELECT token FROM last_try WHERE key = 'k2')) AS late_heartbeat;
+-- ledger_claim: the same rule, key by key
+SELECT status, attempts FROM ledger_claim('crashy', 'k3');
+SELECT status, attempts FROM ledger_claim('crashy', 'k3');
+SELECT status, token, attempts FROM ledger_claim('crashy', 'k3');
+SELECT status, attempts, error FROM pgi_ledger_key WHERE key = 'k3'
+	AND ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'crashy');
+-- a lowered max_attempts applies to keys already failed: they are not handed out again
+SELECT ledger_create('lowered', lease => '1 hour', max_attempts => 5);
+CREATE TEMP TABLE ltok AS SELECT token FROM ledger_claim('lowered', 'k');
+SELECT ledger_fail('lowered', 'k', (SELECT token FROM ltok), 'boom');
+SELECT ledger_create('lowered', lease => '1 hour', max_attempts => 1);
+SELECT status, token, attempts FROM ledger_claim('lowered', 'k');
+SELECT status, attempts, error FROM pgi_ledger_key WHERE key = 'k'
+	AND ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'lowered');
+
+-- Retry backoff: a failed key may be claimed again after
+-- retry_backoff * 2^(attempts - 1), at most retry_backoff_max.  Until then
+-- claim_next skips it and ledger_claim finds it busy.
+SELECT ledger_create('backoff', lease => '1 hour', max_attempts => 10,
+	retry_backoff => '1 minute', retry_backoff_max => '5 minutes');
+SELECT name, lease, max_attempts, retention, retry_backoff, retry_backoff_max FROM pgi_ledger
+	WHERE name = 'backoff';
+SELECT ledger_enqueue('backoff', ARRAY['k']);
+CREATE TEMP TABLE bo (token bigint);
+CREATE FUNCTION pg_temp.attempt_and_fail() RETURNS text LANGUAGE sql AS $$
+	-- claim the key as soon as it may be claimed (its backoff moved back into the past), then fail it
+	UPDATE pgi_ledger_key SET available_at = available_at - interval '1 day' WHERE key = 'k'
+		AND ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'backoff');
+	DELETE FROM bo;
+	INSERT INTO bo SELECT token FROM ledger_claim_next('backoff', 1);
+	SELECT ledger_fail('backoff', 'k', (SELECT token FROM bo), 'try later');
+	SELECT format('attempt %s: claimable again after %s', attempts, available_at - updated_at)
+		FROM pgi_ledger_key WHERE key = 'k' AND ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'backoff');
+$$;
+SELECT pg_temp.attempt_and_fail() FROM generate_series(1, 5) ORDER BY 1;
+SELECT count(*) AS claimed_during_backoff FROM ledger_claim_next('backoff', 1);
+SELECT status, token, attempts FROM ledger_claim('backoff', 'k');
+-- the default (0) keeps retries immediate
+SELECT ledger_create('backoff', lease => '1 hour', max_attempts => 10);
+SELECT retry_backoff, retry_backoff_max FROM pgi_ledger WHERE name = 'backoff';

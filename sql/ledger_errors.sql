@@ -53,6 +53,13 @@ SELECT pg_temp.err($$SELECT ledger_status('e', NULL)$$);
 SELECT pg_temp.err($$SELECT ledger_stats(NULL)$$);
 SELECT pg_temp.err($$SELECT ledger_prune(NULL)$$);
 SELECT pg_temp.err($$SELECT ledger_prune('e', '1 day', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_create('x', retry_backoff => NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_create('x', retry_backoff_max => NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch(NULL, ARRAY['work'], ARRAY[1])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', NULL, ARRAY[1])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['work'], NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['work', NULL], ARRAY[1, 2])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['work'], ARRAY[NULL]::bigint[])$$);
 SELECT pg_temp.unchanged();
 
 -- bad settings and arguments: 22023 (2202E for a multi-dimensional array)
@@ -65,6 +72,12 @@ SELECT pg_temp.err($$SELECT ledger_heartbeat('e', 'work', 1, '-1 minute')$$);
 SELECT pg_temp.err($$SELECT ledger_prune('e', '-1 day')$$);
 SELECT pg_temp.err($$SELECT ledger_prune('e', '1 day', 0)$$);
 SELECT pg_temp.err($$SELECT ledger_record_batch('e', ARRAY[['a'], ['b']])$$);
+SELECT pg_temp.err($$SELECT ledger_create('x', retry_backoff => '-1 second')$$);
+SELECT pg_temp.err($$SELECT ledger_create('x', retry_backoff_max => '-1 second')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['work', 'seen'], ARRAY[1])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['work'], ARRAY[1], ARRAY['{}', '{}']::jsonb[])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY[['work']], ARRAY[[1]])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['work'], ARRAY[[1]])$$);
 SELECT count(*) AS created FROM pgi_ledger WHERE name IN ('', 'x');
 SELECT pg_temp.unchanged();
 
@@ -78,6 +91,8 @@ SELECT pg_temp.err($$SELECT ledger_claim('nope', 'k')$$);
 SELECT pg_temp.err($$SELECT ledger_claim_next('nope', 1)$$);
 SELECT pg_temp.err($$SELECT ledger_claim_next('nope', 0)$$);
 SELECT pg_temp.err($$SELECT ledger_complete('nope', 'k', 1)$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('nope', ARRAY['k'], ARRAY[1])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('nope', '{}', '{}')$$);
 SELECT pg_temp.err($$SELECT ledger_fail('nope', 'k', 1, 'x')$$);
 SELECT pg_temp.err($$SELECT ledger_heartbeat('nope', 'k', 1)$$);
 SELECT pg_temp.err($$SELECT ledger_status('nope', 'k')$$);
@@ -96,6 +111,10 @@ SELECT pg_temp.unchanged();
 CREATE TEMP TABLE tok AS SELECT token FROM ledger_claim('e', 'work');
 SELECT ledger_fail('e', 'work', (SELECT token FROM tok), 'first failure');
 SELECT pg_temp.err($$SELECT ledger_complete('e', 'work', (SELECT token FROM tok))$$);
+-- ... in a batch too, and the batch's other keys are not completed either
+CREATE TEMP TABLE other AS SELECT token FROM ledger_claim('e', 'other');
+SELECT pg_temp.err($$SELECT ledger_complete_batch('e', ARRAY['other', 'work'], ARRAY[(SELECT token FROM other), (SELECT token FROM tok)])$$);
+SELECT ledger_status('e', 'other');
 UPDATE tok SET token = (SELECT token FROM ledger_claim('e', 'work'));
 SELECT ledger_complete('e', 'work', (SELECT token FROM tok), '{"ok": true}');
 SELECT pg_temp.err($$SELECT ledger_fail('e', 'work', (SELECT token FROM tok), 'after done')$$);

@@ -7,3 +7,41 @@
 -- script, so there is one definition of every object, and the path users
 -- take from 0.1.0 is the path every installation takes.  0.1.0's script is
 -- released: never edit it; change objects here.
+
+-- 4. The dedup ledger
+
+/*
+ * Retry backoff: a failed key may be claimed again only after
+ * retry_backoff * 2^(attempts - 1), at most retry_backoff_max.  The
+ * defaults keep 0.1.0's behaviour (a failed key is retried at once).
+ */
+ALTER TABLE pgi_ledger
+	ADD COLUMN retry_backoff pg_catalog.interval NOT NULL DEFAULT '0',
+	ADD COLUMN retry_backoff_max pg_catalog.interval NOT NULL DEFAULT '1 hour';
+
+COMMENT ON TABLE pgi_ledger IS
+'the ledgers: name, lease of a claim, attempts before a key is dead, retention of finished keys, retry backoff of failed keys';
+
+DROP FUNCTION ledger_create(pg_catalog.text, pg_catalog.interval, pg_catalog.int4, pg_catalog.interval);
+
+CREATE FUNCTION ledger_create(name pg_catalog.text,
+	lease pg_catalog.interval DEFAULT '5 minutes',
+	max_attempts pg_catalog.int4 DEFAULT 5,
+	retention pg_catalog.interval DEFAULT '30 days',
+	retry_backoff pg_catalog.interval DEFAULT '0',
+	retry_backoff_max pg_catalog.interval DEFAULT '1 hour')
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'pgi_ledger_create'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION ledger_create(pg_catalog.text, pg_catalog.interval, pg_catalog.int4, pg_catalog.interval, pg_catalog.interval, pg_catalog.interval) IS
+'create a ledger, or set an existing one''s lease, max_attempts, retention and retry backoff; idempotent';
+
+CREATE FUNCTION ledger_complete_batch(ledger pg_catalog.text, keys pg_catalog.text[],
+	tokens pg_catalog.int8[], results pg_catalog.jsonb[] DEFAULT NULL)
+RETURNS SETOF pg_catalog.text
+AS 'MODULE_PATHNAME', 'pgi_ledger_complete_batch'
+LANGUAGE C VOLATILE ROWS 10;
+
+COMMENT ON FUNCTION ledger_complete_batch(pg_catalog.text, pg_catalog.text[], pg_catalog.int8[], pg_catalog.jsonb[]) IS
+'ledger_complete for many keys in one statement: the keys done by the tokens given';

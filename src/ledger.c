@@ -11,16 +11,18 @@
  *	  transaction as the write it guards.  A rollback forgets the record.
  *
  *	- ledger_enqueue / ledger_claim / ledger_claim_next / ledger_complete /
- *	  ledger_fail / ledger_heartbeat: work whose effects leave the database,
+ *	  ledger_complete_batch / ledger_fail / ledger_heartbeat: work whose
+ *	  effects leave the database,
  *	  done by workers that hold a lease on a key.  Every claim draws a new
  *	  fencing token from one sequence, so tokens of one key strictly
  *	  increase across takeovers (and are unique across all keys): a worker
  *	  whose token is no longer the key's token changes nothing.
  *
- * The state machine lives in one place, the transitions[] table below, and
- * every function decides through ledger_transition().  The set-based
- * statements (claim_next, the fast path of complete) take the states they
- * may move a key from out of the same table.
+ * The state machine lives in one place, the transitions[] table below and
+ * the rules of ledger_decide(), and every function decides through
+ * ledger_transition().  The set-based statements (claim_next, the fast
+ * paths of complete and complete_batch) take the states they may move a
+ * key from, and to what, out of ledger_decide() (statuses_moved_to()).
  *
  * Time: leases are measured with the wall clock at the call
  * (GetCurrentTimestamp(), which is clock_timestamp()), taken once per call,
@@ -30,13 +32,17 @@
  *
  * Invariants of pgi_ledger_key kept here:
  *	- available_at is when a key can next be claimed: its creation for a
- *	  pending key, its failure for a failed key, the end of the lease for a
- *	  processing key, and NULL for done and dead keys (which are never
- *	  claimed).  A partial index on (ledger_id, available_at) serves
+ *	  pending key, its failure plus the ledger's retry backoff for a failed
+ *	  key, the end of the lease for a processing key, and NULL for done and
+ *	  dead keys (which are never claimed).  A partial index on (ledger_id, available_at) serves
  *	  claim_next, oldest first; another on (ledger_id, updated_at) over done
  *	  and dead keys serves ledger_prune.
- *	- token is the token of the last claim (NULL before the first).
- *	- attempts counts claims: a lease that runs out counts as an attempt.
+ *	- token is the token of the last claim (NULL before the first), or one
+ *	  nobody holds once a claim made the key dead because its last lease
+ *	  ran out.
+ *	- attempts counts claims: a lease that runs out counts as a failed
+ *	  attempt, so a claim that finds the max_attempts-th lease run out
+ *	  makes the key dead instead of handing it out.
  *
  * Every statement is prepared once per backend (pgi_cached_plan) and runs
  * with the caller's rights: the caller needs privileges on the tables.
@@ -46,16 +52,20 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -69,6 +79,7 @@ PG_FUNCTION_INFO_V1(pgi_ledger_enqueue);
 PG_FUNCTION_INFO_V1(pgi_ledger_claim);
 PG_FUNCTION_INFO_V1(pgi_ledger_claim_next);
 PG_FUNCTION_INFO_V1(pgi_ledger_complete);
+PG_FUNCTION_INFO_V1(pgi_ledger_complete_batch);
 PG_FUNCTION_INFO_V1(pgi_ledger_fail);
 PG_FUNCTION_INFO_V1(pgi_ledger_heartbeat);
 PG_FUNCTION_INFO_V1(pgi_ledger_status);
@@ -132,12 +143,14 @@ typedef struct LedgerTransition
  * transitions[event][from].  Notes on the entries that are not obvious:
  *	- record and enqueue of a known key change nothing (the key was seen);
  *	- claim of a processing key moves it only when its lease has run out
- *	  (a takeover, with a new token); with a live lease it is "busy";
- *	  claim of done or dead keys reports them;
+ *	  (a takeover, with a new token); with a live lease it is "busy"; a
+ *	  failed key likewise waits out its retry backoff; a key that has used
+ *	  max_attempts goes to dead instead (ledger_decide); claim of done or
+ *	  dead keys reports them;
  *	- complete and fail run only with the key's current token (checked
  *	  before this table); repeating them is a no-op;
  *	- fail moves to failed, or to dead once attempts reach max_attempts
- *	  (ledger_transition decides);
+ *	  (ledger_decide);
  *	- heartbeat extends a processing key's lease and refuses otherwise.
  */
 static const LedgerTransition transitions[LE_COUNT][LS_COUNT] = {
@@ -159,21 +172,50 @@ typedef struct LedgerDecision
 } LedgerDecision;
 
 /*
- * The one place that decides what an event does to a key.  lease_live is
- * whether a processing key's lease is still running (a claim is then
- * refused as busy); exhausted is whether the key has used max_attempts
- * (a failure is then final).  An illegal transition is an error.
+ * What an event does to a key, without raising: the table, and the three
+ * rules it cannot express.  waiting is whether the key's available_at is
+ * still ahead (a processing key's lease runs, a failed key's retry backoff
+ * runs); exhausted is whether the key has used max_attempts.
+ *	- a claim while the key is waiting is refused (busy);
+ *	- a claim of an exhausted key makes it dead instead of handing it out:
+ *	  a lease that ran out was an attempt that failed, so a key whose
+ *	  workers keep dying ends dead after max_attempts leases, as one that
+ *	  keeps failing does;
+ *	- a failure that exhausts the key makes it dead.
  */
 static LedgerDecision
-ledger_transition(LedgerEvent event, LedgerStatus from, bool lease_live,
-				  bool exhausted, const char *ledger, const char *key)
+ledger_decide(LedgerEvent event, LedgerStatus from, bool waiting,
+			  bool exhausted)
 {
 	LedgerTransition t = transitions[event][from];
 	LedgerDecision d;
 
 	d.outcome = t.outcome;
 	d.to = t.to;
-	if (t.outcome == LO_ILLEGAL)
+	if (event == LE_CLAIM && d.outcome == LO_MOVE && from != LS_ABSENT)
+	{
+		if (waiting)
+			d.outcome = LO_REFUSE;
+		else if (exhausted)
+			d.to = LS_DEAD;
+	}
+	if (event == LE_FAIL && d.outcome == LO_MOVE && exhausted)
+		d.to = LS_DEAD;
+	return d;
+}
+
+/*
+ * The one place that decides what an event does to a key, for the
+ * functions that decide key by key: ledger_decide, with an illegal
+ * transition raised as an error.
+ */
+static LedgerDecision
+ledger_transition(LedgerEvent event, LedgerStatus from, bool waiting,
+				  bool exhausted, const char *ledger, const char *key)
+{
+	LedgerDecision d = ledger_decide(event, from, waiting, exhausted);
+
+	if (d.outcome == LO_ILLEGAL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot %s key \"%s\" of ledger \"%s\": it is %s",
@@ -181,16 +223,14 @@ ledger_transition(LedgerEvent event, LedgerStatus from, bool lease_live,
 				 errdetail("Ledger \"%s\", key \"%s\": the transition from %s to %s is not allowed.",
 						   ledger, key, status_names[from],
 						   status_names[event == LE_COMPLETE ? LS_DONE : LS_FAILED])));
-	if (event == LE_CLAIM && from == LS_PROCESSING && lease_live)
-		d.outcome = LO_REFUSE;
-	if (event == LE_FAIL && d.outcome == LO_MOVE && exhausted)
-		d.to = LS_DEAD;
 	return d;
 }
 
 /*
- * A status as a text Datum, and the statuses an event moves a key from as
- * a text[] Datum (for the set-based statements), built once per backend.
+ * A status as a text Datum, and, for the set-based statements, the
+ * statuses of known keys that an event moves to a given status (decided
+ * by ledger_decide for a key that is not waiting), as a text[] Datum;
+ * built once per backend.
  */
 static Datum
 status_text(LedgerStatus status)
@@ -208,11 +248,11 @@ status_text(LedgerStatus status)
 }
 
 static Datum
-statuses_moved_by(LedgerEvent event)
+statuses_moved_to(LedgerEvent event, bool exhausted, LedgerStatus to)
 {
-	static Datum cache[LE_COUNT];
+	static Datum cache[LE_COUNT][2][LS_COUNT];
 
-	if (cache[event] == (Datum) 0)
+	if (cache[event][exhausted][to] == (Datum) 0)
 	{
 		Datum		elems[LS_COUNT];
 		int			n = 0;
@@ -221,14 +261,18 @@ statuses_moved_by(LedgerEvent event)
 
 		for (s = LS_PENDING; s < LS_COUNT; s++)
 		{
-			if (transitions[event][s].outcome == LO_MOVE)
+			LedgerDecision d = ledger_decide(event, (LedgerStatus) s, false,
+											 exhausted);
+
+			if (d.outcome == LO_MOVE && d.to == to)
 				elems[n++] = CStringGetTextDatum(status_names[s]);
 		}
-		cache[event] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1,
-													   false, TYPALIGN_INT));
+		cache[event][exhausted][to] =
+			PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+											TYPALIGN_INT));
 		MemoryContextSwitchTo(old);
 	}
-	return cache[event];
+	return cache[event][exhausted][to];
 }
 
 static LedgerStatus
@@ -257,20 +301,27 @@ status_from_name(const char *name)
 #define KEYEQ(alias, p) alias "key OPERATOR(pg_catalog.=) (" p " COLLATE pg_catalog.\"C\")"
 
 static PgiCachedPlan plan_ledger = {
-	"SELECT id, lease, max_attempts, retention FROM @extschema@.pgi_ledger"
+	"SELECT id, lease, max_attempts, retention, retry_backoff, retry_backoff_max"
+	" FROM @extschema@.pgi_ledger"
 	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")",
 	1, {TEXTOID}, InvalidOid, NULL
 };
 
 static PgiCachedPlan plan_create = {
-	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention, created_at)"
-	" VALUES ($1, $2, $3, $4, $5)"
+	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention,"
+	" retry_backoff, retry_backoff_max, created_at)"
+	" VALUES ($1, $2, $3, $4, $6, $7, $5)"
 	" ON CONFLICT (name) DO UPDATE SET lease = EXCLUDED.lease,"
-	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention"
+	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention,"
+	" retry_backoff = EXCLUDED.retry_backoff,"
+	" retry_backoff_max = EXCLUDED.retry_backoff_max"
 	" WHERE l.lease OPERATOR(pg_catalog.<>) EXCLUDED.lease"
 	" OR l.max_attempts OPERATOR(pg_catalog.<>) EXCLUDED.max_attempts"
-	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention",
-	5, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID}, InvalidOid, NULL
+	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention"
+	" OR l.retry_backoff OPERATOR(pg_catalog.<>) EXCLUDED.retry_backoff"
+	" OR l.retry_backoff_max OPERATOR(pg_catalog.<>) EXCLUDED.retry_backoff_max",
+	7, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, INTERVALOID,
+	INTERVALOID}, InvalidOid, NULL
 };
 
 static PgiCachedPlan plan_drop = {
@@ -284,7 +335,12 @@ static PgiCachedPlan plan_drop_keys = {
 	1, {INT4OID}, InvalidOid, NULL
 };
 
-/* check-and-record: one statement, the ledger joined in */
+/*
+ * check-and-record: one statement, the ledger joined in.  It locks
+ * pgi_ledger_key (when SPI revalidates the plan) before it takes its
+ * snapshot, so under READ COMMITTED it waits for a ledger_drop in flight
+ * and then sees the ledger gone (see ledger_drop).
+ */
 static PgiCachedPlan plan_record = {
 	"INSERT INTO @extschema@.pgi_ledger_key"
 	" (ledger_id, key, status, token, fingerprint, created_at, updated_at)"
@@ -344,25 +400,52 @@ static PgiCachedPlan plan_update_claim = {
  * UPDATE finds the locked rows by key, so a row a concurrent claim changed
  * since the snapshot is updated in its newest version.  The ledger is read
  * in the statement (its id as an InitPlan, so the index scan still yields
- * keys in available_at order and stops after n).
+ * keys in available_at order and stops after n).  A key that has used
+ * max_attempts (its last lease ran out) is made dead instead, with a token
+ * nobody holds, and is not returned: ledger_decide's rule, with the
+ * statuses it applies to as $6.
  */
+#define CLAIM_DIES \
+	"(k.status OPERATOR(pg_catalog.=) ANY ($6)" \
+	" AND k.attempts OPERATOR(pg_catalog.>=) (SELECT l.max_attempts FROM l))"
+
 static PgiCachedPlan plan_claim_next = {
-	"WITH l AS (SELECT id, lease FROM @extschema@.pgi_ledger"
+	"WITH l AS (SELECT id, lease, max_attempts FROM @extschema@.pgi_ledger"
 	"  WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")),"
 	" c AS (SELECT k.key FROM @extschema@.pgi_ledger_key k"
 	"  WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM l)"
 	"  AND k.available_at OPERATOR(pg_catalog.<=) $3"
 	"  AND k.status OPERATOR(pg_catalog.=) ANY ($4)"
-	"  ORDER BY k.available_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-	" UPDATE @extschema@.pgi_ledger_key k SET status = $5, token = DEFAULT,"
-	" attempts = k.attempts OPERATOR(pg_catalog.+) 1,"
-	" available_at = $3 OPERATOR(pg_catalog.+) (SELECT l.lease FROM l),"
-	" updated_at = $3"
-	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM l)"
-	" AND k.key OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.key FROM c))"
-	" RETURNING k.key, k.token, k.attempts",
-	5, {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTARRAYOID, TEXTOID}, InvalidOid, NULL
+	"  ORDER BY k.available_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
+	" u AS (UPDATE @extschema@.pgi_ledger_key k"
+	"  SET status = CASE WHEN " CLAIM_DIES " THEN $7 ELSE $5 END,"
+	"  token = DEFAULT,"
+	"  attempts = CASE WHEN " CLAIM_DIES " THEN k.attempts"
+	"   ELSE k.attempts OPERATOR(pg_catalog.+) 1 END,"
+	"  available_at = CASE WHEN " CLAIM_DIES " THEN NULL"
+	"   ELSE $3 OPERATOR(pg_catalog.+) (SELECT l.lease FROM l) END,"
+	"  error = CASE WHEN " CLAIM_DIES " AND k.status OPERATOR(pg_catalog.=) $5"
+	"   THEN $8 ELSE k.error END,"
+	"  updated_at = $3"
+	"  WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM l)"
+	"  AND k.key OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.key FROM c))"
+	"  RETURNING k.key, k.token, k.attempts, k.status)"
+	" SELECT u.key, u.token, u.attempts FROM u"
+	" WHERE u.status OPERATOR(pg_catalog.=) $5",
+	8, {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID,
+	TEXTOID, TEXTOID}, InvalidOid, NULL
 };
+
+/* ledger_claim of a key that has used max_attempts: dead, token revoked */
+static PgiCachedPlan plan_expire = {
+	"UPDATE @extschema@.pgi_ledger_key SET status = $3, token = DEFAULT,"
+	" available_at = NULL, error = COALESCE($4, error), updated_at = $5"
+	" WHERE ledger_id OPERATOR(pg_catalog.=) $1 AND " KEYEQ("", "$2"),
+	5, {INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
+/* the error a key made dead by its last lease running out is left with */
+#define LEASE_RAN_OUT "the lease of its last attempt ran out"
 
 /* complete, fast path: the one legal move, with the current token */
 static PgiCachedPlan plan_complete = {
@@ -373,6 +456,41 @@ static PgiCachedPlan plan_complete = {
 	" AND " KEYEQ("k.", "$2") " AND k.token OPERATOR(pg_catalog.=) $3"
 	" AND k.status OPERATOR(pg_catalog.=) ANY ($7) RETURNING 1",
 	7, {TEXTOID, TEXTOID, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TEXTARRAYOID}, InvalidOid, NULL
+};
+
+/*
+ * complete_batch, fast path: the one legal move for every (key, token,
+ * result) of the arrays whose token is current, one statement.  The input
+ * is sorted by key, so that concurrent batches lock keys in one order.
+ */
+static PgiCachedPlan plan_complete_batch = {
+	"UPDATE @extschema@.pgi_ledger_key k SET status = $4, result = b.result,"
+	" available_at = NULL, updated_at = $5"
+	" FROM (SELECT a.key COLLATE pg_catalog.\"C\" AS key, a.token, a.result"
+	"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+	"  pg_catalog.unnest($6)) AS a(key, token, result) ORDER BY 1) b"
+	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM @extschema@.pgi_ledger l"
+	"  WHERE l.name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\"))"
+	" AND k.key OPERATOR(pg_catalog.=) b.key AND k.token OPERATOR(pg_catalog.=) b.token"
+	" AND k.status OPERATOR(pg_catalog.=) ANY ($7) RETURNING k.key",
+	7, {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID, TIMESTAMPTZOID,
+	JSONBARRAYOID, TEXTARRAYOID}, InvalidOid, NULL
+};
+
+/*
+ * complete_batch, the rest: every key of the arrays whose token is current,
+ * locked, with its status, for ledger_transition to decide on.
+ */
+static PgiCachedPlan plan_complete_batch_rest = {
+	"SELECT k.key, k.status FROM @extschema@.pgi_ledger_key k"
+	" WHERE k.ledger_id OPERATOR(pg_catalog.=) $1"
+	" AND k.key OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[] COLLATE pg_catalog.\"C\")"
+	" AND EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest($2),"
+	"  pg_catalog.unnest($3)) AS b(key, token)"
+	"  WHERE k.key OPERATOR(pg_catalog.=) (b.key COLLATE pg_catalog.\"C\")"
+	"  AND k.token OPERATOR(pg_catalog.=) b.token)"
+	" ORDER BY k.key FOR UPDATE OF k",
+	3, {INT4OID, TEXTARRAYOID, INT8ARRAYOID}, InvalidOid, NULL
 };
 
 /* any other change of one locked key */
@@ -430,6 +548,8 @@ typedef struct LedgerCall
 	Interval   *lease;
 	int32		max_attempts;
 	Interval   *retention;
+	Interval   *retry_backoff;
+	Interval   *retry_backoff_max;
 } LedgerCall;
 
 /* The key as it stands, locked or just read. */
@@ -463,9 +583,36 @@ ledger_not_found(const char *name)
 			 errhint("Create it with ledger_create().")));
 }
 
-/* Resolve the ledger by name (one index lookup); 42704 if there is none. */
+/*
+ * Lock pgi_ledger_key in lockmode, as a statement writing it would, when
+ * the caller has the privilege (without it the statement that follows
+ * raises 42501, and a role that may not write the keys must not be able to
+ * hold up those who may).
+ */
 static void
-ledger_lookup(LedgerCall *call, char *name)
+keys_lock(LedgerCall *call, AclMode privilege, LOCKMODE lockmode)
+{
+	Oid			relid = get_relname_relid("pgi_ledger_key", call->nspid);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table pgi_ledger_key of extension pg_idempotent is missing");
+	if (pg_class_aclcheck(relid, GetUserId(), privilege) == ACLCHECK_OK)
+		LockRelationOid(relid, lockmode);
+}
+
+/*
+ * Resolve the ledger by name (one index lookup); 42704 if there is none.
+ *
+ * for_insert: the caller will insert keys with the id found, so the
+ * ledger must not be dropped under it (ledger_drop explains the protocol):
+ * lock pgi_ledger_key first, then read the ledger in a snapshot taken
+ * after the lock.  Under READ COMMITTED every statement takes a new
+ * snapshot; under REPEATABLE READ and SERIALIZABLE the transaction's
+ * snapshot may be older than a drop that committed while we waited, so
+ * the ledger is read in the latest snapshot instead.
+ */
+static void
+ledger_lookup_for(LedgerCall *call, char *name, bool for_insert)
 {
 	Datum		values[1];
 	bool		isnull;
@@ -474,8 +621,22 @@ ledger_lookup(LedgerCall *call, char *name)
 
 	call->name = name;
 	values[0] = CStringGetTextDatum(name);
-	pgi_spi_run_plan(&plan_ledger, call->nspid, values, NULL, false, 0,
-					 SPI_OK_SELECT);
+	if (for_insert)
+		keys_lock(call, ACL_INSERT, RowExclusiveLock);
+	if (for_insert && IsolationUsesXactSnapshot())
+	{
+		int			ret;
+
+		ret = SPI_execute_snapshot(pgi_cached_plan(&plan_ledger, call->nspid),
+								   values, NULL, GetLatestSnapshot(),
+								   InvalidSnapshot, false, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "unexpected SPI result %s for: %s",
+				 SPI_result_code_string(ret), plan_ledger.sql);
+	}
+	else
+		pgi_spi_run_plan(&plan_ledger, call->nspid, values, NULL, false, 0,
+						 SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ledger_not_found(name);
 	tup = SPI_tuptable->vals[0];
@@ -484,6 +645,14 @@ ledger_lookup(LedgerCall *call, char *name)
 	call->lease = DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
 	call->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	call->retention = DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
+	call->retry_backoff = DatumGetIntervalP(SPI_getbinval(tup, desc, 5, &isnull));
+	call->retry_backoff_max = DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
+}
+
+static void
+ledger_lookup(LedgerCall *call, char *name)
+{
+	ledger_lookup_for(call, name, false);
 }
 
 /* Read the key (FOR UPDATE when lock); false if the ledger lacks it. */
@@ -577,10 +746,49 @@ check_fingerprint(const LedgerCall *call, const char *key,
 			 errhint("Use a new key for a different request, or send the same payload again.")));
 }
 
+/*
+ * Whether the key cannot be claimed yet: a processing key's lease or a
+ * failed key's retry backoff still runs.
+ */
 static bool
-lease_live(const LedgerCall *call, const LedgerKey *k)
+key_waiting(const LedgerCall *call, const LedgerKey *k)
 {
-	return k->status == LS_PROCESSING && k->available_at > call->now;
+	return k->available_at != 0 && k->available_at > call->now;
+}
+
+/*
+ * When a key that failed on attempt number `attempts` may be claimed
+ * again: now + retry_backoff * 2^(attempts - 1), at most now +
+ * retry_backoff_max.  Doubled by addition, stopping at the cap, so that
+ * no step can overflow an interval that the cap itself does not.
+ */
+static TimestampTz
+retry_at(const LedgerCall *call, int32 attempts)
+{
+	Interval	zero;
+	Interval   *delay = call->retry_backoff;
+	int32		i;
+
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(delay),
+										  IntervalPGetDatum(&zero))) <= 0)
+		return call->now;
+	for (i = 1; i < attempts; i++)
+	{
+		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											  IntervalPGetDatum(delay),
+											  IntervalPGetDatum(call->retry_backoff_max))) >= 0)
+			break;
+		delay = DatumGetIntervalP(DirectFunctionCall2(interval_pl,
+													  IntervalPGetDatum(delay),
+													  IntervalPGetDatum(delay)));
+	}
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(delay),
+										  IntervalPGetDatum(call->retry_backoff_max))) > 0)
+		delay = call->retry_backoff_max;
+	return time_plus(call->now, delay);
 }
 
 static char *
@@ -590,23 +798,51 @@ text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
-/* A text[] argument with no NULLs, one-dimensional (or empty). */
+/*
+ * An array argument, one-dimensional (or empty), with no NULL elements
+ * unless nulls_ok.
+ */
 static ArrayType *
-keys_arg(FunctionCallInfo fcinfo, int argno)
+array_arg(FunctionCallInfo fcinfo, int argno, const char *argname,
+		  bool nulls_ok)
 {
 	ArrayType  *arr;
 
-	pgi_require_arg(fcinfo, argno, "keys");
+	pgi_require_arg(fcinfo, argno, argname);
 	arr = PG_GETARG_ARRAYTYPE_P(argno);
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("argument \"keys\" must be a one-dimensional array")));
-	if (array_contains_nulls(arr))
+				 errmsg("argument \"%s\" must be a one-dimensional array",
+						argname)));
+	if (!nulls_ok && array_contains_nulls(arr))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"keys\" must not contain null elements")));
+				 errmsg("argument \"%s\" must not contain null elements",
+						argname)));
 	return arr;
+}
+
+static ArrayType *
+keys_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return array_arg(fcinfo, argno, "keys", false);
+}
+
+/* 22023 unless array argument argname has as many elements as "keys" */
+static void
+require_same_length(ArrayType *keys, ArrayType *arr, const char *argname)
+{
+	int			nkeys = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
+	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+
+	if (n != nkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("arguments \"keys\" and \"%s\" must have the same length",
+						argname),
+				 errdetail("\"keys\" has length %d and \"%s\" has length %d.",
+						   nkeys, argname, n)));
 }
 
 /* Set up materialize mode for a set-returning function. */
@@ -647,9 +883,9 @@ srf_begin(FunctionCallInfo fcinfo, TupleDesc *desc)
  */
 
 /*
- * ledger_create(name, lease, max_attempts, retention): creates the ledger,
- * or brings an existing one's settings to the given values.  Writes
- * nothing when they already are.
+ * ledger_create(name, lease, max_attempts, retention, retry_backoff,
+ * retry_backoff_max): creates the ledger, or brings an existing one's
+ * settings to the given values.  Writes nothing when they already are.
  */
 Datum
 pgi_ledger_create(PG_FUNCTION_ARGS)
@@ -659,20 +895,34 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	Interval   *lease;
 	int32		max_attempts;
 	Interval   *retention;
-	Datum		values[5];
+	Interval   *retry_backoff;
+	Interval   *retry_backoff_max;
+	Datum		values[7];
 
+	/* the library is newer than the SQL objects of the database */
+	if (PG_NARGS() < 6)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("extension pg_idempotent in this database is older than its library"),
+				 errhint("Run ALTER EXTENSION pg_idempotent UPDATE.")));
 	pgi_require_arg(fcinfo, 1, "lease");
 	pgi_require_arg(fcinfo, 2, "max_attempts");
 	pgi_require_arg(fcinfo, 3, "retention");
+	pgi_require_arg(fcinfo, 4, "retry_backoff");
+	pgi_require_arg(fcinfo, 5, "retry_backoff_max");
 	lease = PG_GETARG_INTERVAL_P(1);
 	max_attempts = PG_GETARG_INT32(2);
 	retention = PG_GETARG_INTERVAL_P(3);
+	retry_backoff = PG_GETARG_INTERVAL_P(4);
+	retry_backoff_max = PG_GETARG_INTERVAL_P(5);
 	if (name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ledger name must not be empty")));
 	require_nonnegative(lease, "lease");
 	require_nonnegative(retention, "retention");
+	require_nonnegative(retry_backoff, "retry_backoff");
+	require_nonnegative(retry_backoff_max, "retry_backoff_max");
 	if (max_attempts < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -685,6 +935,8 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(max_attempts);
 	values[3] = IntervalPGetDatum(retention);
 	values[4] = TimestampTzGetDatum(call.now);
+	values[5] = IntervalPGetDatum(retry_backoff);
+	values[6] = IntervalPGetDatum(retry_backoff_max);
 	SPI_connect();
 	pgi_spi_run_plan(&plan_create, call.nspid, values, NULL, false, 0,
 					 SPI_OK_INSERT);
@@ -692,7 +944,23 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* ledger_drop(name): the ledger and all its keys. */
+/*
+ * ledger_drop(name): the ledger and all its keys.
+ *
+ * A key inserted by a transaction that a drop does not see (in flight, or
+ * committed after the drop's snapshot) would be left behind with the id of
+ * a ledger that no longer exists.  So every function that inserts keys
+ * holds a lock on pgi_ledger_key from before it reads the ledger's id
+ * (ledger_record's statement takes it before its snapshot; the others call
+ * ledger_lookup_for), and the drop takes a lock that conflicts with those:
+ * it waits for every transaction that may be inserting keys to end, and
+ * holds off new ones until it commits; they then find the ledger gone
+ * (42704).  The keys are deleted in the latest snapshot, which sees every
+ * key committed by the transactions it waited for, even when the drop's
+ * own snapshot is older (REPEATABLE READ).  SHARE ROW EXCLUSIVE rather
+ * than SHARE: it conflicts with itself, so two drops queue instead of
+ * deadlocking when each upgrades to the ROW EXCLUSIVE of its DELETE.
+ */
 Datum
 pgi_ledger_drop(PG_FUNCTION_ARGS)
 {
@@ -700,8 +968,10 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
 	char	   *name = text_arg(fcinfo, 0, "name");
 	Datum		values[1];
 	bool		isnull;
+	int			ret;
 
 	call_init(&call, fcinfo);
+	keys_lock(&call, ACL_DELETE, ShareRowExclusiveLock);
 	SPI_connect();
 	values[0] = CStringGetTextDatum(name);
 	pgi_spi_run_plan(&plan_drop, call.nspid, values, NULL, false, 0,
@@ -710,8 +980,12 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
 		ledger_not_found(name);
 	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							  &isnull);
-	pgi_spi_run_plan(&plan_drop_keys, call.nspid, values, NULL, false, 0,
-					 SPI_OK_DELETE);
+	ret = SPI_execute_snapshot(pgi_cached_plan(&plan_drop_keys, call.nspid),
+							   values, NULL, GetLatestSnapshot(),
+							   InvalidSnapshot, false, true, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "unexpected SPI result %s for: %s",
+			 SPI_result_code_string(ret), plan_drop_keys.sql);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -726,7 +1000,10 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
  * seen, false ever after.  The first attempt is the whole job when the key
  * is new: one INSERT ... ON CONFLICT DO NOTHING with the ledger joined in.
  * Only when it inserts nothing do we look again, to tell an unknown ledger
- * (42704) and a different payload (22023) from a repeat.
+ * (42704) and a different payload (22023) from a repeat.  Under REPEATABLE
+ * READ and SERIALIZABLE the transaction's snapshot may still show a ledger
+ * that a drop has since deleted, so the ledger is first checked in the
+ * latest snapshot, under the lock (ledger_lookup_for says why).
  */
 Datum
 pgi_ledger_record(PG_FUNCTION_ARGS)
@@ -753,6 +1030,8 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 		LedgerKey	k;
 
 		CHECK_FOR_INTERRUPTS();
+		if (IsolationUsesXactSnapshot())
+			ledger_lookup_for(&call, name, true);
 		pgi_spi_run_plan(&plan_record, call.nspid, values, nulls, false, 0,
 						 SPI_OK_INSERT_RETURNING);
 		if (SPI_processed > 0)
@@ -810,7 +1089,7 @@ pgi_ledger_record_batch(PG_FUNCTION_ARGS)
 	store = srf_begin(fcinfo, &desc);
 	call_init(&call, fcinfo);
 	SPI_connect();
-	ledger_lookup(&call, name);
+	ledger_lookup_for(&call, name, true);
 	insert_keys(&call, keys, LE_RECORD);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -837,7 +1116,7 @@ pgi_ledger_enqueue(PG_FUNCTION_ARGS)
 
 	call_init(&call, fcinfo);
 	SPI_connect();
-	ledger_lookup(&call, name);
+	ledger_lookup_for(&call, name, true);
 	insert_keys(&call, keys, LE_ENQUEUE);
 	count = (int64) SPI_processed;
 	SPI_finish();
@@ -871,7 +1150,7 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 
 	call_init(&call, fcinfo);
 	SPI_connect();
-	ledger_lookup(&call, name);
+	ledger_lookup_for(&call, name, true);
 	values[0] = Int32GetDatum(call.id);
 	values[1] = CStringGetTextDatum(key);
 	values[2] = status_text(LS_PROCESSING);
@@ -904,9 +1183,27 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 		}
 
 		check_fingerprint(&call, key, &k, fingerprint);
-		d = ledger_transition(LE_CLAIM, k.status, lease_live(&call, &k),
-							  false, name, key);
-		if (d.outcome == LO_MOVE)
+		d = ledger_transition(LE_CLAIM, k.status, key_waiting(&call, &k),
+							  k.attempts >= call.max_attempts, name, key);
+		if (d.outcome == LO_MOVE && d.to == LS_DEAD)
+		{
+			Datum		v[5];
+			char		vn[5] = "     ";
+
+			v[0] = Int32GetDatum(call.id);
+			v[1] = values[1];
+			v[2] = status_text(LS_DEAD);
+			v[3] = CStringGetTextDatum(LEASE_RAN_OUT);
+			vn[3] = (k.status == LS_PROCESSING) ? ' ' : 'n';
+			v[4] = TimestampTzGetDatum(call.now);
+			pgi_spi_run_plan(&plan_expire, call.nspid, v, vn, false, 0,
+							 SPI_OK_UPDATE);
+			outstatus = status_names[LS_DEAD];
+			outnull[1] = true;
+			out[1] = (Datum) 0;
+			out[2] = Int32GetDatum(k.attempts);
+		}
+		else if (d.outcome == LO_MOVE)
 		{
 			pgi_spi_run_plan(&plan_update_claim, call.nspid, values, nulls,
 							 false, 0, SPI_OK_UPDATE_RETURNING);
@@ -954,7 +1251,7 @@ pgi_ledger_claim_next(PG_FUNCTION_ARGS)
 	int32		n;
 	Tuplestorestate *store;
 	TupleDesc	desc;
-	Datum		values[5];
+	Datum		values[8];
 	uint64		i;
 
 	pgi_require_arg(fcinfo, 1, "n");
@@ -978,10 +1275,13 @@ pgi_ledger_claim_next(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = Int64GetDatum((int64) n);
 	values[2] = TimestampTzGetDatum(call.now);
-	values[3] = statuses_moved_by(LE_CLAIM);
+	values[3] = statuses_moved_to(LE_CLAIM, false, LS_PROCESSING);
 	values[4] = status_text(LS_PROCESSING);
+	values[5] = statuses_moved_to(LE_CLAIM, true, LS_DEAD);
+	values[6] = status_text(LS_DEAD);
+	values[7] = CStringGetTextDatum(LEASE_RAN_OUT);
 	pgi_spi_run_plan(&plan_claim_next, call.nspid, values, NULL, false, 0,
-					 SPI_OK_UPDATE_RETURNING);
+					 SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		ledger_lookup(&call, name);		/* 42704 if there is no such ledger */
@@ -1033,7 +1333,7 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	values[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
 	values[5] = TimestampTzGetDatum(call.now);
-	values[6] = statuses_moved_by(LE_COMPLETE);
+	values[6] = statuses_moved_to(LE_COMPLETE, false, LS_DONE);
 
 	SPI_connect();
 	pgi_spi_run_plan(&plan_complete, call.nspid, values, nulls, false, 0,
@@ -1074,6 +1374,102 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 }
 
 /*
+ * ledger_complete_batch(ledger, keys, tokens, results): ledger_complete
+ * for every (key, token, result) of the arrays; returns the keys that are
+ * done by the token given (now, or already), each once.  Keys whose token
+ * is not current are left alone and not returned.
+ *
+ * The common case is one UPDATE that makes the move the state machine
+ * allows (processing to done) for every key at once.  When it moves fewer
+ * keys than it was given, every key whose token is current is locked and
+ * read, and ledger_transition decides on each, as ledger_complete's slow
+ * path does: an illegal transition is 55000, a repeat is a no-op.  The
+ * answer is then that second statement's keys, which include those the
+ * first moved (they are done now, by this token).  A key the state machine
+ * would still move (it changed between the two statements; we hold its
+ * lock now) sends us round again.
+ */
+Datum
+pgi_ledger_complete_batch(PG_FUNCTION_ARGS)
+{
+	LedgerCall	call;
+	char	   *name = text_arg(fcinfo, 0, "ledger");
+	ArrayType  *keys = keys_arg(fcinfo, 1);
+	ArrayType  *tokens = array_arg(fcinfo, 2, "tokens", false);
+	ArrayType  *results = NULL;
+	int			nkeys = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	Datum		values[7];
+	char		nulls[7] = "       ";
+	bool		again;
+	uint64		i;
+
+	require_same_length(keys, tokens, "tokens");
+	if (!PG_ARGISNULL(3))
+	{
+		results = array_arg(fcinfo, 3, "results", true);
+		require_same_length(keys, results, "results");
+	}
+	store = srf_begin(fcinfo, &desc);
+	call_init(&call, fcinfo);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PointerGetDatum(keys);
+	values[2] = PointerGetDatum(tokens);
+	values[3] = status_text(LS_DONE);
+	values[4] = TimestampTzGetDatum(call.now);
+	values[5] = results ? PointerGetDatum(results) : (Datum) 0;
+	nulls[5] = results ? ' ' : 'n';
+	values[6] = statuses_moved_to(LE_COMPLETE, false, LS_DONE);
+
+	SPI_connect();
+	if (nkeys == 0)
+		ledger_lookup(&call, name);		/* 42704 if there is no such ledger */
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		again = false;
+		pgi_spi_run_plan(&plan_complete_batch, call.nspid, values, nulls,
+						 false, 0, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed == (uint64) nkeys)
+			break;
+		if (call.name == NULL)
+			ledger_lookup(&call, name);
+		{
+			Datum		v[3];
+
+			v[0] = Int32GetDatum(call.id);
+			v[1] = PointerGetDatum(keys);
+			v[2] = PointerGetDatum(tokens);
+			pgi_spi_run_plan(&plan_complete_batch_rest, call.nspid, v, NULL,
+							 false, 0, SPI_OK_SELECT);
+		}
+		for (i = 0; i < SPI_processed; i++)
+		{
+			char	   *key = pgi_spi_text(i, 1);
+			LedgerDecision d;
+
+			d = ledger_transition(LE_COMPLETE,
+								  status_from_name(pgi_spi_text(i, 2)),
+								  false, false, name, key);
+			if (d.outcome == LO_MOVE)
+				again = true;
+		}
+	} while (again);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		value;
+
+		value = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1,
+							  &isnull);
+		tuplestore_putvalues(store, desc, &value, &isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
  * ledger_fail(ledger, key, token, error): the key's new status, failed (it
  * will be claimed again) or dead (it used max_attempts); NULL, changing
  * nothing, when the token is not the key's current one.
@@ -1110,8 +1506,8 @@ pgi_ledger_fail(PG_FUNCTION_ARGS)
 			vn[3] = 'n';
 			v[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 			vn[4] = PG_ARGISNULL(3) ? 'n' : ' ';
-			/* a failed key can be claimed again at once; a dead one never */
-			v[5] = TimestampTzGetDatum(call.now);
+			/* a failed key can be claimed again after its backoff; a dead one never */
+			v[5] = TimestampTzGetDatum(retry_at(&call, k.attempts));
 			vn[5] = (d.to == LS_FAILED) ? ' ' : 'n';
 			v[6] = TimestampTzGetDatum(call.now);
 			pgi_spi_run_plan(&plan_set, call.nspid, v, vn, false, 0,
@@ -1160,7 +1556,7 @@ pgi_ledger_heartbeat(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(time_plus(call.now,
 											  extend ? extend : call.lease));
 	values[4] = TimestampTzGetDatum(call.now);
-	values[5] = statuses_moved_by(LE_HEARTBEAT);
+	values[5] = statuses_moved_to(LE_HEARTBEAT, false, LS_PROCESSING);
 	pgi_spi_run_plan(&plan_heartbeat, call.nspid, values, NULL, false, 0,
 					 SPI_OK_UPDATE_RETURNING);
 	result = SPI_processed > 0;
