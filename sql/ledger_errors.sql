@@ -1,19 +1,7 @@
 -- The dedup ledger: every error a caller can cause, with its SQLSTATE.
 -- None of them writes anything: the ledger is checked after each group.
 
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+\i sql/include/err.sql
 
 \pset format unaligned
 \pset tuples_only on

@@ -307,6 +307,31 @@ static PgiCachedPlan plan_ledger = {
 	1, {TEXTOID}, InvalidOid, NULL
 };
 
+/*
+ * The same two statements for a database still at 0.1.0, whose pgi_ledger
+ * has no retry settings: the library serves it, with the settings at their
+ * defaults (no backoff), until ALTER EXTENSION pg_idempotent UPDATE.
+ */
+static PgiCachedPlan plan_ledger_010 = {
+	"SELECT id, lease, max_attempts, retention, '0'::pg_catalog.interval,"
+	" '1 hour'::pg_catalog.interval"
+	" FROM @extschema@.pgi_ledger"
+	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")",
+	1, {TEXTOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_create_010 = {
+	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention,"
+	" created_at)"
+	" VALUES ($1, $2, $3, $4, $5)"
+	" ON CONFLICT (name) DO UPDATE SET lease = EXCLUDED.lease,"
+	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention"
+	" WHERE l.lease OPERATOR(pg_catalog.<>) EXCLUDED.lease"
+	" OR l.max_attempts OPERATOR(pg_catalog.<>) EXCLUDED.max_attempts"
+	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention",
+	5, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
 static PgiCachedPlan plan_create = {
 	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention,"
 	" retry_backoff, retry_backoff_max, created_at)"
@@ -600,6 +625,16 @@ keys_lock(LedgerCall *call, AclMode privilege, LOCKMODE lockmode)
 		LockRelationOid(relid, lockmode);
 }
 
+/* Whether pgi_ledger has 0.2.0's retry settings (a syscache lookup). */
+static bool
+has_retry_settings(Oid nspid)
+{
+	Oid			relid = get_relname_relid("pgi_ledger", nspid);
+
+	return OidIsValid(relid) &&
+		get_attnum(relid, "retry_backoff") != InvalidAttrNumber;
+}
+
 /*
  * Resolve the ledger by name (one index lookup); 42704 if there is none.
  *
@@ -618,6 +653,8 @@ ledger_lookup_for(LedgerCall *call, char *name, bool for_insert)
 	bool		isnull;
 	HeapTuple	tup;
 	TupleDesc	desc;
+	PgiCachedPlan *plan = has_retry_settings(call->nspid) ?
+		&plan_ledger : &plan_ledger_010;
 
 	call->name = name;
 	values[0] = CStringGetTextDatum(name);
@@ -627,15 +664,15 @@ ledger_lookup_for(LedgerCall *call, char *name, bool for_insert)
 	{
 		int			ret;
 
-		ret = SPI_execute_snapshot(pgi_cached_plan(&plan_ledger, call->nspid),
+		ret = SPI_execute_snapshot(pgi_cached_plan(plan, call->nspid),
 								   values, NULL, GetLatestSnapshot(),
 								   InvalidSnapshot, false, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "unexpected SPI result %s for: %s",
-				 SPI_result_code_string(ret), plan_ledger.sql);
+				 SPI_result_code_string(ret), plan->sql);
 	}
 	else
-		pgi_spi_run_plan(&plan_ledger, call->nspid, values, NULL, false, 0,
+		pgi_spi_run_plan(plan, call->nspid, values, NULL, false, 0,
 						 SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ledger_not_found(name);
@@ -899,30 +936,33 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	Interval   *retry_backoff_max;
 	Datum		values[7];
 
-	/* the library is newer than the SQL objects of the database */
-	if (PG_NARGS() < 6)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("extension pg_idempotent in this database is older than its library"),
-				 errhint("Run ALTER EXTENSION pg_idempotent UPDATE.")));
+	/* 0.1.0's ledger_create has no retry settings: see plan_create_010 */
+	bool		v010 = PG_NARGS() < 6;
+
 	pgi_require_arg(fcinfo, 1, "lease");
 	pgi_require_arg(fcinfo, 2, "max_attempts");
 	pgi_require_arg(fcinfo, 3, "retention");
-	pgi_require_arg(fcinfo, 4, "retry_backoff");
-	pgi_require_arg(fcinfo, 5, "retry_backoff_max");
+	if (!v010)
+	{
+		pgi_require_arg(fcinfo, 4, "retry_backoff");
+		pgi_require_arg(fcinfo, 5, "retry_backoff_max");
+	}
 	lease = PG_GETARG_INTERVAL_P(1);
 	max_attempts = PG_GETARG_INT32(2);
 	retention = PG_GETARG_INTERVAL_P(3);
-	retry_backoff = PG_GETARG_INTERVAL_P(4);
-	retry_backoff_max = PG_GETARG_INTERVAL_P(5);
+	retry_backoff = v010 ? NULL : PG_GETARG_INTERVAL_P(4);
+	retry_backoff_max = v010 ? NULL : PG_GETARG_INTERVAL_P(5);
 	if (name[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ledger name must not be empty")));
 	require_nonnegative(lease, "lease");
 	require_nonnegative(retention, "retention");
-	require_nonnegative(retry_backoff, "retry_backoff");
-	require_nonnegative(retry_backoff_max, "retry_backoff_max");
+	if (!v010)
+	{
+		require_nonnegative(retry_backoff, "retry_backoff");
+		require_nonnegative(retry_backoff_max, "retry_backoff_max");
+	}
 	if (max_attempts < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -935,11 +975,12 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(max_attempts);
 	values[3] = IntervalPGetDatum(retention);
 	values[4] = TimestampTzGetDatum(call.now);
-	values[5] = IntervalPGetDatum(retry_backoff);
-	values[6] = IntervalPGetDatum(retry_backoff_max);
+	values[5] = PointerGetDatum(retry_backoff);
+	values[6] = PointerGetDatum(retry_backoff_max);
 	SPI_connect();
-	pgi_spi_run_plan(&plan_create, call.nspid, values, NULL, false, 0,
-					 SPI_OK_INSERT);
+	pgi_spi_run_plan(v010 || !has_retry_settings(call.nspid) ?
+					 &plan_create_010 : &plan_create,
+					 call.nspid, values, NULL, false, 0, SPI_OK_INSERT);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
