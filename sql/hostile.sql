@@ -7,8 +7,8 @@
 -- is_idempotent), each printed with its SQLSTATE.
 --
 -- Every call goes through pg_temp.err, which prints its SQLSTATE and counts
--- it; the last query shows the tally: 405 calls, 336 of them bad calls that
--- must fail with a specific SQLSTATE, and 69 hostile calls that must
+-- it; the last query shows the tally: 420 calls, 350 of them bad calls that
+-- must fail with a specific SQLSTATE, and 70 hostile calls that must
 -- succeed (odd names, look-alike objects on the search_path, a shadowing
 -- temp table, RLS, column privileges, stale fencing tokens).  None may
 -- fail with an internal error (class XX), and no failed call may leave a
@@ -892,6 +892,22 @@ SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', (SELECT token
 SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy') + 1000, 'x') IS NULL$$);
 SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', -1)$$);
 SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'never_seen', 1)$$);
+-- ledger_complete_batch and the retry settings (0.2.0)
+SELECT pg_temp.err($$SELECT ledger_complete_batch(NULL, '{a}', '{1}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', NULL, '{1}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a}', NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a,NULL}', '{1,2}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a,b}', '{1,NULL}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a,b}', '{1}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{{a},{b}}', '{{1},{2}}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a}', '{1}', '{"{}","{}"}')$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_none', '{}', '{}')$$);
+SELECT pg_temp.err($$SELECT count(*) FROM ledger_complete_batch('hostile_l', '{never_seen,k_busy}', ARRAY[1, (SELECT token FROM tok WHERE key = 'k_busy') - 1])$$);
+SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{k_failed}', ARRAY[(SELECT token FROM tok WHERE key = 'k_failed')])$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff => NULL)$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff => '-1 second')$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff_max => '-1 hour')$$);
+SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff => 'infinity')$$);
 -- a role lacking grants on the extension's tables: 42501
 SET ROLE regress_hostile_nobody;
 SELECT pg_temp.err($$SELECT ledger_create('hostile_n')$$);
