@@ -321,3 +321,24 @@ SELECT status, token, attempts FROM ledger_claim('backoff', 'k');
 -- the default (0) keeps retries immediate
 SELECT ledger_create('backoff', lease => '1 hour', max_attempts => 10);
 SELECT retry_backoff, retry_backoff_max FROM pgi_ledger WHERE name = 'backoff';
+
+-- ledger_record remembers a ledger's id per session; a drop makes it
+-- forget, in this session at once: no key under a dropped id, and a
+-- ledger re-created under the same name gets the keys
+SELECT ledger_create('cached');
+SELECT ledger_record('cached', 'a') AS first, ledger_record('cached', 'b') AS second,
+	ledger_record('cached', 'a') AS again;
+SELECT ledger_drop('cached');
+\set VERBOSITY terse
+SELECT ledger_record('cached', 'c');
+\set VERBOSITY default
+SELECT ledger_create('cached');
+SELECT ledger_record('cached', 'a') AS a_in_new_ledger, ledger_status('cached', 'b') AS b_gone;
+BEGIN;
+SELECT ledger_record('cached', 'd');
+SELECT ledger_drop('cached');
+SELECT ledger_record('cached', 'e');
+ROLLBACK;
+SELECT ledger_record('cached', 'e') AS after_rollback, ledger_status('cached', 'd') AS d_rolled_back;
+SELECT count(*) AS orphans FROM pgi_ledger_key k WHERE NOT EXISTS (SELECT FROM pgi_ledger l WHERE l.id = k.ledger_id);
+SELECT ledger_drop('cached');
