@@ -388,6 +388,40 @@ run_utility(const char *sql)
 }
 
 /*
+ * Run one of our statements on a replacement or the scratch table; an
+ * error of class sqlerrcode from it is raised again as message (and hint),
+ * keeping its DETAIL: said about the user's partition, not about the table
+ * the statement ran on, whose name the caller never chose.
+ */
+static void
+run_said_of_partition(const char *sql, int expected, int sqlerrcode,
+					  const char *message, const char *hint)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		pgi_spi_run(sql, NULL, false, 0, expected);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != sqlerrcode)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(sqlerrcode),
+				 errmsg("%s", message),
+				 edata->detail ? errdetail("%s", edata->detail) : 0,
+				 hint ? errhint("%s", hint) : 0));
+	}
+	PG_END_TRY();
+}
+
+/*
  * Build the new leaf's indexes from the old one's.  Constraint-backed
  * indexes are added as constraints (ATTACH matches a parent's primary key
  * or unique constraint only with a constraint); the others from
@@ -484,7 +518,6 @@ build_indexes(Oid leaf, const char *oldq, const char *newq)
 static void
 copy_foreign_keys(Oid leaf, const char *leafname, const char *newq)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
 	PgiParams	p;
 	int			n;
 	int			i;
@@ -510,28 +543,12 @@ copy_foreign_keys(Oid leaf, const char *leafname, const char *newq)
 		CHECK_FOR_INTERRUPTS();
 		run_utility(psprintf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", newq,
 							 quote_identifier(conname[i]), condef[i]));
-		PG_TRY();
-		{
-			run_utility(psprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", newq,
-								 quote_identifier(conname[i])));
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			/* said about the partition, not about our scratch table */
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
-				PG_RE_THROW();
-			FlushErrorState();
-			ereport(ERROR,
-					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-					 errmsg("source rows violate foreign key constraint \"%s\" of partition \"%s\"",
-							conname[i], leafname),
-					 edata->detail ? errdetail("%s", edata->detail) : 0));
-		}
-		PG_END_TRY();
+		run_said_of_partition(psprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", newq,
+									   quote_identifier(conname[i])),
+							  SPI_OK_UTILITY, ERRCODE_FOREIGN_KEY_VIOLATION,
+							  psprintf("source rows violate foreign key constraint \"%s\" of partition \"%s\"",
+									   conname[i], leafname),
+							  NULL);
 	}
 }
 
@@ -916,7 +933,6 @@ static int64
 load_through_scratch(PgiSwapTarget *st, List *leaves,
 					 const PgiColumnList *cols, const char *sel)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
 	char	   *nsp = get_namespace_name(get_rel_namespace(st->leaf));
 	char	   *partq = quote_qualified_identifier(nsp, st->leafname);
 	char	   *scratchq = quote_qualified_identifier(nsp,
@@ -940,31 +956,12 @@ load_through_scratch(PgiSwapTarget *st, List *leaves,
 	}
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s (", scratchq);
-	pgi_append_column_list(&q, NULL, cols, NIL);
-	appendStringInfo(&q, ") %s", sel);
-	PG_TRY();
-	{
-		pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
-		inserted = (int64) SPI_processed;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		/* said about the partition, not about our scratch table */
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_CHECK_VIOLATION)
-			PG_RE_THROW();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("a source row fits no partition of \"%s\"", st->leafname),
-				 edata->detail ? errdetail("%s", edata->detail) : 0,
-				 errhint("Create the partition first, or use mode => 'diff'.")));
-	}
-	PG_END_TRY();
+	pgi_append_insert_into(&q, scratchq, NULL, cols, NULL);
+	appendStringInfoString(&q, sel);
+	run_said_of_partition(q.data, SPI_OK_INSERT, ERRCODE_CHECK_VIOLATION,
+						  psprintf("a source row fits no partition of \"%s\"", st->leafname),
+						  "Create the partition first, or use mode => 'diff'.");
+	inserted = (int64) SPI_processed;
 
 	foreach(lc, leaves)
 		run_utility(psprintf("ALTER TABLE %s DETACH PARTITION %s", scratchq,
@@ -1000,9 +997,8 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 		StringInfoData q;
 
 		initStringInfo(&q);
-		appendStringInfo(&q, "INSERT INTO %s (", l->newq);
-		pgi_append_column_list(&q, NULL, cols, NIL);
-		appendStringInfo(&q, ") %s", sel);
+		pgi_append_insert_into(&q, l->newq, NULL, cols, NULL);
+		appendStringInfoString(&q, sel);
 		pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
 		*inserted = (int64) SPI_processed;
 	}

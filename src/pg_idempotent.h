@@ -73,6 +73,9 @@ extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
 extern void pgi_append_ident(StringInfo buf, const char *ident);
 extern void pgi_append_column(StringInfo buf, const char *alias,
 							  const PgiColumn *col);
+extern void pgi_append_insert_into(StringInfo buf, const char *target,
+								   const char *target_alias,
+								   const PgiColumnList *cols, const char *alias);
 extern void pgi_append_column_list(StringInfo buf, const char *alias,
 								   const PgiColumnList *cols, List *indexes);
 extern void pgi_append_type(StringInfo buf, Oid typid, int32 typmod);

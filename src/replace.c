@@ -521,9 +521,8 @@ insert_all(ReplacePlan *plan)
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
-	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
-	appendStringInfo(&q, ") %s", plan->sel);
+	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, NULL);
+	appendStringInfoString(&q, plan->sel);
 	pgi_spi_run(q.data, NULL, false, 0, SPI_OK_INSERT);
 	return (int64) SPI_processed;
 }
@@ -569,10 +568,7 @@ diff_insert(ReplacePlan *plan)
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
-	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
-	appendStringInfoString(&q, ") SELECT ");
-	pgi_append_column_list(&q, "x", &plan->cols, NIL);
+	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "x");
 	appendStringInfoString(&q, " FROM (SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY s.\"pgi img\") AS \"pgi rn\" "
 						   "FROM (SELECT s.*, ");
 	append_image(&q, plan, "s");
@@ -615,10 +611,7 @@ diff_insert_unique(ReplacePlan *plan)
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
-	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
-	appendStringInfoString(&q, ") SELECT ");
-	pgi_append_column_list(&q, "s", &plan->cols, NIL);
+	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "s");
 	appendStringInfo(&q, " FROM (%s) s WHERE NOT EXISTS (SELECT 1", plan->sel);
 	append_target_slice(&q, plan, plan->target->qualname);
 	appendStringInfoString(&q, " AND ");

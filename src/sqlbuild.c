@@ -52,6 +52,30 @@ pgi_append_column(StringInfo buf, const char *alias, const PgiColumn *col)
 }
 
 /*
+ * The head of an INSERT of cols into target (with an alias when
+ * target_alias is given): "INSERT INTO target (c1, c2) ", followed, when
+ * alias is given, by the select list "SELECT alias.c1, alias.c2" of the same
+ * columns in the same order.
+ */
+void
+pgi_append_insert_into(StringInfo buf, const char *target,
+					   const char *target_alias, const PgiColumnList *cols,
+					   const char *alias)
+{
+	appendStringInfo(buf, "INSERT INTO %s ", target);
+	if (target_alias != NULL)
+		appendStringInfo(buf, "AS %s ", target_alias);
+	appendStringInfoChar(buf, '(');
+	pgi_append_column_list(buf, NULL, cols, NIL);
+	appendStringInfoString(buf, ") ");
+	if (alias != NULL)
+	{
+		appendStringInfoString(buf, "SELECT ");
+		pgi_append_column_list(buf, alias, cols, NIL);
+	}
+}
+
+/*
  * A comma-separated column list; indexes is a List of positions in cols,
  * or NIL for all of them.
  */

@@ -499,10 +499,7 @@ write_new_rows(UpsertPlan *plan, bool all_new)
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "INSERT INTO %s (", plan->target->qualname);
-	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
-	appendStringInfoString(&q, ") SELECT ");
-	pgi_append_column_list(&q, "s", &plan->cols, NIL);
+	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "s");
 	if (all_new)
 		appendStringInfo(&q, " FROM (%s) s", plan->eff);
 	else
@@ -529,10 +526,8 @@ write_all_rows_safely(UpsertPlan *plan, int64 *inserted, int64 *updated)
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "WITH w AS (INSERT INTO %s AS t (", plan->target->qualname);
-	pgi_append_column_list(&q, NULL, &plan->cols, NIL);
-	appendStringInfoString(&q, ") SELECT ");
-	pgi_append_column_list(&q, "s", &plan->cols, NIL);
+	appendStringInfoString(&q, "WITH w AS (");
+	pgi_append_insert_into(&q, plan->target->qualname, "t", &plan->cols, "s");
 	appendStringInfo(&q, " FROM (%s) s ORDER BY ", plan->eff);
 	append_key_list(&q, plan, "s");
 	appendStringInfoString(&q, " ON CONFLICT (");
