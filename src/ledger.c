@@ -300,59 +300,56 @@ status_from_name(const char *name)
  * ----------------------------------------------------------------
  */
 #define KEYEQ(alias, p) alias "key OPERATOR(pg_catalog.=) (" p " COLLATE pg_catalog.\"C\")"
-
-static PgiCachedPlan plan_ledger = {
-	"SELECT id, lease, max_attempts, retention, retry_backoff, retry_backoff_max"
-	" FROM @extschema@.pgi_ledger"
-	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")",
-	1, {TEXTOID}, InvalidOid, NULL
-};
+/* the ledger named by $1 */
+#define NAMEEQ(alias) alias "name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")"
 
 /*
- * The same two statements for a database still at 0.1.0, whose pgi_ledger
- * has no retry settings: the library serves it, with the settings at their
- * defaults (no backoff), until ALTER EXTENSION pg_idempotent UPDATE.
+ * A ledger and its settings, and ledger_create's upsert of them.  The
+ * settings 0.2.0 added are arguments: a database still at 0.1.0 has no
+ * retry settings in pgi_ledger, and the library serves it (with the
+ * settings at their defaults, no backoff) until ALTER EXTENSION
+ * pg_idempotent UPDATE; see has_retry_settings.
  */
-static PgiCachedPlan plan_ledger_010 = {
-	"SELECT id, lease, max_attempts, retention, '0'::pg_catalog.interval,"
-	" '1 hour'::pg_catalog.interval"
-	" FROM @extschema@.pgi_ledger"
-	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")",
+#define LEDGER_SELECT(retry) \
+	"SELECT id, lease, max_attempts, retention, " retry \
+	" FROM @extschema@.pgi_ledger WHERE " NAMEEQ("")
+#define LEDGER_UPSERT(cols, vals, sets, changed) \
+	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention" cols \
+	", created_at) VALUES ($1, $2, $3, $4" vals ", $5)" \
+	" ON CONFLICT (name) DO UPDATE SET lease = EXCLUDED.lease," \
+	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention" sets \
+	" WHERE l.lease OPERATOR(pg_catalog.<>) EXCLUDED.lease" \
+	" OR l.max_attempts OPERATOR(pg_catalog.<>) EXCLUDED.max_attempts" \
+	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention" changed
+
+static PgiCachedPlan plan_ledger = {
+	LEDGER_SELECT("retry_backoff, retry_backoff_max"),
 	1, {TEXTOID}, InvalidOid, NULL
 };
 
-static PgiCachedPlan plan_create_010 = {
-	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention,"
-	" created_at)"
-	" VALUES ($1, $2, $3, $4, $5)"
-	" ON CONFLICT (name) DO UPDATE SET lease = EXCLUDED.lease,"
-	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention"
-	" WHERE l.lease OPERATOR(pg_catalog.<>) EXCLUDED.lease"
-	" OR l.max_attempts OPERATOR(pg_catalog.<>) EXCLUDED.max_attempts"
-	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention",
-	5, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID}, InvalidOid, NULL
+static PgiCachedPlan plan_ledger_010 = {
+	LEDGER_SELECT("'0'::pg_catalog.interval, '1 hour'::pg_catalog.interval"),
+	1, {TEXTOID}, InvalidOid, NULL
 };
 
 static PgiCachedPlan plan_create = {
-	"INSERT INTO @extschema@.pgi_ledger AS l (name, lease, max_attempts, retention,"
-	" retry_backoff, retry_backoff_max, created_at)"
-	" VALUES ($1, $2, $3, $4, $6, $7, $5)"
-	" ON CONFLICT (name) DO UPDATE SET lease = EXCLUDED.lease,"
-	" max_attempts = EXCLUDED.max_attempts, retention = EXCLUDED.retention,"
-	" retry_backoff = EXCLUDED.retry_backoff,"
-	" retry_backoff_max = EXCLUDED.retry_backoff_max"
-	" WHERE l.lease OPERATOR(pg_catalog.<>) EXCLUDED.lease"
-	" OR l.max_attempts OPERATOR(pg_catalog.<>) EXCLUDED.max_attempts"
-	" OR l.retention OPERATOR(pg_catalog.<>) EXCLUDED.retention"
-	" OR l.retry_backoff OPERATOR(pg_catalog.<>) EXCLUDED.retry_backoff"
-	" OR l.retry_backoff_max OPERATOR(pg_catalog.<>) EXCLUDED.retry_backoff_max",
+	LEDGER_UPSERT(", retry_backoff, retry_backoff_max", ", $6, $7",
+				  ", retry_backoff = EXCLUDED.retry_backoff,"
+				  " retry_backoff_max = EXCLUDED.retry_backoff_max",
+				  " OR l.retry_backoff OPERATOR(pg_catalog.<>) EXCLUDED.retry_backoff"
+				  " OR l.retry_backoff_max OPERATOR(pg_catalog.<>) EXCLUDED.retry_backoff_max"),
 	7, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID, INTERVALOID,
 	INTERVALOID}, InvalidOid, NULL
 };
 
+static PgiCachedPlan plan_create_010 = {
+	LEDGER_UPSERT("", "", "", ""),
+	5, {TEXTOID, INTERVALOID, INT4OID, INTERVALOID, TIMESTAMPTZOID}, InvalidOid, NULL
+};
+
 static PgiCachedPlan plan_drop = {
 	"DELETE FROM @extschema@.pgi_ledger"
-	" WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") RETURNING id",
+	" WHERE " NAMEEQ("") " RETURNING id",
 	1, {TEXTOID}, InvalidOid, NULL
 };
 
@@ -365,23 +362,22 @@ static PgiCachedPlan plan_drop_keys = {
  * check-and-record: one statement, the ledger joined in.  It locks
  * pgi_ledger_key (when SPI revalidates the plan) before it takes its
  * snapshot, so under READ COMMITTED it waits for a ledger_drop in flight
- * and then sees the ledger gone (see ledger_drop).
+ * and then sees the ledger gone (see ledger_drop).  plan_record_by_id is
+ * the same with the ledger's id known (ledger_id_cached).
  */
+#define RECORD_INSERT(row) \
+	"INSERT INTO @extschema@.pgi_ledger_key" \
+	" (ledger_id, key, status, token, fingerprint, created_at, updated_at) " row \
+	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING ledger_id"
+
 static PgiCachedPlan plan_record = {
-	"INSERT INTO @extschema@.pgi_ledger_key"
-	" (ledger_id, key, status, token, fingerprint, created_at, updated_at)"
-	" SELECT l.id, $2, $3, NULL, $4, $5, $5 FROM @extschema@.pgi_ledger l"
-	" WHERE l.name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")"
-	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING ledger_id",
+	RECORD_INSERT("SELECT l.id, $2, $3, NULL, $4, $5, $5 FROM @extschema@.pgi_ledger l"
+				  " WHERE " NAMEEQ("l.")),
 	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
-/* the same, with the ledger's id known (ledger_id_cached) */
 static PgiCachedPlan plan_record_by_id = {
-	"INSERT INTO @extschema@.pgi_ledger_key"
-	" (ledger_id, key, status, token, fingerprint, created_at, updated_at)"
-	" VALUES ($1, $2, $3, NULL, $4, $5, $5)"
-	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING ledger_id",
+	RECORD_INSERT("VALUES ($1, $2, $3, NULL, $4, $5, $5)"),
 	5, {INT4OID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
@@ -446,7 +442,7 @@ static PgiCachedPlan plan_update_claim = {
 
 static PgiCachedPlan plan_claim_next = {
 	"WITH l AS (SELECT id, lease, max_attempts FROM @extschema@.pgi_ledger"
-	"  WHERE name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\")),"
+	"  WHERE " NAMEEQ("") "),"
 	" c AS (SELECT k.key FROM @extschema@.pgi_ledger_key k"
 	"  WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM l)"
 	"  AND k.available_at OPERATOR(pg_catalog.<=) $3"
@@ -487,7 +483,7 @@ static PgiCachedPlan plan_complete = {
 	"UPDATE @extschema@.pgi_ledger_key k SET status = $4, result = $5,"
 	" available_at = NULL, updated_at = $6"
 	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM @extschema@.pgi_ledger l"
-	"  WHERE l.name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\"))"
+	"  WHERE " NAMEEQ("l.") ")"
 	" AND " KEYEQ("k.", "$2") " AND k.token OPERATOR(pg_catalog.=) $3"
 	" AND k.status OPERATOR(pg_catalog.=) ANY ($7) RETURNING 1",
 	7, {TEXTOID, TEXTOID, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TEXTARRAYOID}, InvalidOid, NULL
@@ -505,7 +501,7 @@ static PgiCachedPlan plan_complete_batch = {
 	"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 	"  pg_catalog.unnest($6)) AS a(key, token, result) ORDER BY 1) b"
 	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM @extschema@.pgi_ledger l"
-	"  WHERE l.name OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\"))"
+	"  WHERE " NAMEEQ("l.") ")"
 	" AND k.key OPERATOR(pg_catalog.=) b.key AND k.token OPERATOR(pg_catalog.=) b.token"
 	" AND k.status OPERATOR(pg_catalog.=) ANY ($7) RETURNING k.key",
 	7, {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID, TIMESTAMPTZOID,
