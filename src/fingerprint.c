@@ -539,17 +539,18 @@ reads_clock_walker(Node *node, const char **what)
 /*
  * The first clock read in the statement's queries that write (INSERT,
  * UPDATE, DELETE, MERGE, or a SELECT with a data-modifying WITH), or NULL:
- * a SELECT that only reads the clock writes nothing.  Analysed after the
+ * a SELECT that only reads the clock writes nothing.  raws are the
+ * statement's parse trees, made once by the caller.  Analysed after the
  * statement has run, so that what it creates exists; utility statements
  * (DO, CALL, DDL) and the insides of functions cannot be looked into.
  */
 static const char *
-statement_reads_clock(const char *statement)
+statement_reads_clock(const char *statement, List *raws)
 {
 	ListCell   *lc;
 	const char *what = NULL;
 
-	foreach(lc, pg_parse_query(statement))
+	foreach(lc, raws)
 	{
 		RawStmt    *raw = lfirst_node(RawStmt, lc);
 		ListCell   *qc;
@@ -588,6 +589,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	StringInfoData detail;
 	int			nchanged = 0;
 	StringInfoData clock;
+	List	   *raws;
 	int			i;
 	int			j;
 
@@ -597,7 +599,8 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	tables = PG_GETARG_ARRAYTYPE_P(1);
 
 	/* nothing to run proves nothing: most likely a mistake in the caller */
-	if (pg_parse_query(statement) == NIL)
+	raws = pg_parse_query(statement);
+	if (raws == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"statement\" contains no SQL statement")));
@@ -667,7 +670,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	}
 	if (nchanged == 0)
 	{
-		const char *what = statement_reads_clock(statement);
+		const char *what = statement_reads_clock(statement, raws);
 
 		if (what != NULL)
 			appendStringInfoString(&clock, what);
