@@ -53,27 +53,13 @@ VACUUM ANALYZE rb_big, rb_big_src_small, rb_big_src_large;
 
 \echo
 \echo 'Swap lock window: "held" below is from the grant of ACCESS EXCLUSIVE to the end of the swap; COMMIT follows:'
-CHECKPOINT;
-BEGIN;
-SELECT clock_timestamp() AS t0 \gset
-SET LOCAL client_min_messages = debug1;
-SELECT * FROM replace_partition('rb_big', 'rb_big_src_small', 'day', date '2025-01-01', 'swap');
-SET LOCAL client_min_messages = warning;
-SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000, 1) AS swap_call_ms \gset
-SELECT clock_timestamp() AS c0 \gset
-COMMIT;
-SELECT :day_rows AS partition_rows, :swap_call_ms AS whole_call_ms,
-       round(extract(epoch FROM clock_timestamp() - :'c0') * 1000, 1) AS commit_ms;
-CHECKPOINT;
-BEGIN;
-SELECT clock_timestamp() AS t0 \gset
-SET LOCAL client_min_messages = debug1;
-SELECT * FROM replace_partition('rb_big', 'rb_big_src_large', 'day', date '2025-01-02', 'swap');
-SET LOCAL client_min_messages = warning;
-SELECT round(extract(epoch FROM clock_timestamp() - :'t0') * 1000, 1) AS swap_call_ms \gset
-SELECT clock_timestamp() AS c0 \gset
-COMMIT;
-SELECT :big_rows AS partition_rows, :swap_call_ms AS whole_call_ms,
-       round(extract(epoch FROM clock_timestamp() - :'c0') * 1000, 1) AS commit_ms;
+\set src rb_big_src_small
+\set day 2025-01-01
+\set rows :day_rows
+\ir replace_window.sql
+\set src rb_big_src_large
+\set day 2025-01-02
+\set rows :big_rows
+\ir replace_window.sql
 
 DROP TABLE rb_result, rb_sales, rf_sales, rb_big, rb_big_src_small, rb_big_src_large;
