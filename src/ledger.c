@@ -363,21 +363,22 @@ static PgiCachedPlan plan_drop_keys = {
  * pgi_ledger_key (when SPI revalidates the plan) before it takes its
  * snapshot, so under READ COMMITTED it waits for a ledger_drop in flight
  * and then sees the ledger gone (see ledger_drop).  plan_record_by_id is
- * the same with the ledger's id known (ledger_id_cached).
+ * the same with the ledger's id known (ledger_id_cached); it needs no
+ * RETURNING, as the count of rows inserted says whether the key was new.
  */
-#define RECORD_INSERT(row) \
+#define RECORD_INSERT(row, returning) \
 	"INSERT INTO @extschema@.pgi_ledger_key" \
 	" (ledger_id, key, status, token, fingerprint, created_at, updated_at) " row \
-	" ON CONFLICT (ledger_id, key) DO NOTHING RETURNING ledger_id"
+	" ON CONFLICT (ledger_id, key) DO NOTHING" returning
 
 static PgiCachedPlan plan_record = {
 	RECORD_INSERT("SELECT l.id, $2, $3, NULL, $4, $5, $5 FROM @extschema@.pgi_ledger l"
-				  " WHERE " NAMEEQ("l.")),
+				  " WHERE " NAMEEQ("l."), " RETURNING ledger_id"),
 	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
 static PgiCachedPlan plan_record_by_id = {
-	RECORD_INSERT("VALUES ($1, $2, $3, NULL, $4, $5, $5)"),
+	RECORD_INSERT("VALUES ($1, $2, $3, NULL, $4, $5, $5)", ""),
 	5, {INT4OID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
@@ -1180,13 +1181,28 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 			pg_class_aclcheck(ledger_id_cache_relid, GetUserId(),
 							  ACL_SELECT) == ACLCHECK_OK)
 		{
-			/* see ledger_id_cached: the lock came first */
+			/*
+			 * See ledger_id_cached: the lock came first.  The statement
+			 * reads no table (the conflict check sees every committed and
+			 * in-progress key, whatever the snapshot), so it runs in the
+			 * calling statement's snapshot instead of taking one of its
+			 * own, which is a scan of every backend's transaction when
+			 * others are committing.
+			 */
 			Datum		byid[5];
+			int			ret;
 
 			memcpy(byid, values, sizeof(byid));
 			byid[0] = Int32GetDatum(id);
-			pgi_spi_run_plan(&plan_record_by_id, call.nspid, byid, nulls,
-							 false, 0, SPI_OK_INSERT_RETURNING);
+			ret = SPI_execute_snapshot(pgi_cached_plan(&plan_record_by_id,
+													   call.nspid),
+									   byid, nulls,
+									   ActiveSnapshotSet() ?
+									   GetActiveSnapshot() : InvalidSnapshot,
+									   InvalidSnapshot, false, true, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "unexpected SPI result %s for: %s",
+					 SPI_result_code_string(ret), plan_record_by_id.sql);
 			if (SPI_processed > 0)
 			{
 				result = true;
