@@ -271,6 +271,47 @@ SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text);
 DROP TABLE sub_eu_feb;
 SELECT * FROM sub ORDER BY region, day, n;
 
+-- a user's tables named as the swap would name its scratch tables (the
+-- new leaves, their indexes, the routing table) are left alone: the swap
+-- picks other names
+CREATE TEMP TABLE squatters AS
+SELECT 'pgi_swap_' || c.oid AS name FROM pg_class c
+WHERE c.oid IN ('sub_eu_0101'::regclass, 'sub_eu_0102'::regclass, 'daily_sales_0102'::regclass)
+UNION ALL SELECT 'pgi_swap_root_' || 'sub_eu'::regclass::oid
+UNION ALL SELECT 'pgi_swap_' || i.indexrelid FROM pg_index i
+WHERE i.indrelid IN ('sub_eu_0101'::regclass, 'sub_eu_0102'::regclass, 'daily_sales_0102'::regclass)
+UNION ALL SELECT 'pgi_swap_' || 'daily_sales_0102'::regclass::oid || '_2';
+DO $$
+DECLARE n text;
+BEGIN
+	FOR n IN SELECT name FROM squatters LOOP
+		EXECUTE format('CREATE TABLE pgi_replace.%I (squatter int); INSERT INTO pgi_replace.%I VALUES (1)', n, n);
+	END LOOP;
+END $$;
+SELECT count(*) AS squatters FROM squatters;
+SELECT * FROM replace_partition('sub', 'sub_src', 'region', 'eu'::text, 'swap');
+SELECT * FROM sub ORDER BY region, day, n;
+CREATE TABLE stage_0102 AS SELECT * FROM daily_sales WHERE day = '2025-01-02';
+UPDATE stage_0102 SET amount = amount + 1;
+SELECT * FROM replace_partition('daily_sales', 'stage_0102', 'day', date '2025-01-02', 'swap');
+SELECT (SELECT count(*) FROM (TABLE stage_0102 EXCEPT ALL SELECT * FROM daily_sales WHERE day = '2025-01-02') d) +
+       (SELECT count(*) FROM (SELECT * FROM daily_sales WHERE day = '2025-01-02' EXCEPT ALL TABLE stage_0102) d)
+       AS differences;
+-- each squatter still holds its one row, and nothing else is left
+CREATE FUNCTION pg_temp.rows_in(t text) RETURNS bigint LANGUAGE plpgsql AS
+$$ DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM pgi_replace.%I', t) INTO n; RETURN n; END $$;
+SELECT count(*) FILTER (WHERE pg_temp.rows_in(name) = 1) AS squatters_intact FROM squatters;
+SELECT count(*) AS left_behind FROM pg_class c
+WHERE c.relname LIKE 'pgi\_swap\_%' AND c.relname NOT IN (SELECT name FROM squatters);
+DO $$
+DECLARE n text;
+BEGIN
+	FOR n IN SELECT name FROM squatters LOOP
+		EXECUTE format('DROP TABLE pgi_replace.%I', n);
+	END LOOP;
+END $$;
+DROP TABLE stage_0102;
+
 -- auto: a large partition that changes a lot is swapped; a re-run of the
 -- same data is a diff that writes nothing
 CREATE TABLE big (day date NOT NULL, id int, v text) PARTITION BY RANGE (day);

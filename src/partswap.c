@@ -479,7 +479,8 @@ build_indexes(Oid leaf, const char *oldq, const char *newq)
 
 		CHECK_FOR_INTERRUPTS();
 		si->oldname = oldname[i];
-		si->tmpname = psprintf("pgi_swap_%s", idxoid[i]);
+		si->tmpname = pgi_unused_relname(get_rel_namespace(leaf),
+										 psprintf("pgi_swap_%s", idxoid[i]));
 		si->replident = (strcmp(replident[i], "true") == 0);
 		initStringInfo(&q);
 		if (conname[i] != NULL)
@@ -854,7 +855,8 @@ create_replacement(Oid leaf)
 {
 	SwapLeaf   *l = palloc0(sizeof(SwapLeaf));
 	char	   *nsp = get_namespace_name(get_rel_namespace(leaf));
-	char	   *newname = psprintf("pgi_swap_%u", leaf);
+	char	   *newname = pgi_unused_relname(get_rel_namespace(leaf),
+											 psprintf("pgi_swap_%u", leaf));
 	char	   *constraint;
 	char	   *relopts;
 	char	   *amname;
@@ -936,7 +938,8 @@ load_through_scratch(PgiSwapTarget *st, List *leaves,
 	char	   *nsp = get_namespace_name(get_rel_namespace(st->leaf));
 	char	   *partq = quote_qualified_identifier(nsp, st->leafname);
 	char	   *scratchq = quote_qualified_identifier(nsp,
-													  psprintf("pgi_swap_root_%u", st->leaf));
+													  pgi_unused_relname(get_rel_namespace(st->leaf),
+																		 psprintf("pgi_swap_root_%u", st->leaf)));
 	PgiParams	p;
 	StringInfoData q;
 	ListCell   *lc;

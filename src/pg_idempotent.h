@@ -68,6 +68,7 @@ extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						  ArrayType *key, const char *sourcename);
 extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
+extern char *pgi_unused_relname(Oid nspid, const char *base);
 
 /* sqlbuild.c */
 extern void pgi_append_ident(StringInfo buf, const char *ident);

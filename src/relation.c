@@ -460,3 +460,24 @@ pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 			 errhint("Pass the key columns in the \"key\" argument; they must be the columns of a unique index.")));
 	return NIL;					/* keep compiler quiet */
 }
+
+/*
+ * A name for a scratch relation in a schema, free there: base, else
+ * base_2, base_3, ...  A user's table that happens to be called like our
+ * scratch tables must not make the operation fail.  (A concurrent session
+ * creating the same name between this check and our CREATE still gets a
+ * clean 42P07, as any CREATE would.)
+ */
+char *
+pgi_unused_relname(Oid nspid, const char *base)
+{
+	char	   *name = pstrdup(base);
+	int			n = 1;
+
+	while (OidIsValid(get_relname_relid(name, nspid)))
+	{
+		CHECK_FOR_INTERRUPTS();
+		name = psprintf("%s_%d", base, ++n);
+	}
+	return name;
+}
