@@ -67,10 +67,13 @@ q "CREATE TABLE raw_key (LIKE pgi_ledger_key INCLUDING ALL)"
 q "ALTER TABLE raw_key ALTER COLUMN token DROP DEFAULT"
 q "CREATE TABLE raw_min (key text COLLATE \"C\" PRIMARY KEY)"
 q "CREATE TABLE raw_fair (key text COLLATE \"C\" PRIMARY KEY, recorded_at timestamptz NOT NULL DEFAULT now())"
-printf '  %-8s %13s %9s %9s %9s %8s %8s %8s\n' clients ledger_record raw_same raw_fair raw_min vs_same vs_fair vs_min
+printf '  %-8s %13s %9s %9s %9s %8s %8s %8s   %s\n' clients ledger_record raw_same raw_fair raw_min vs_same vs_fair vs_min \
+	"paired: vs_same vs_fair vs_min"
 # One pgbench script per contender; each is run LEDGER_BENCH_ROUNDS times,
-# interleaved with the others, and its best run counts, so that a
-# neighbour's burst on a shared machine does not decide a ratio.
+# interleaved with the others.  Two estimates of each ratio, so that a
+# neighbour's burst on a shared machine does not decide one: the best run
+# of each against the best of the other, and ("paired") the median over
+# the rounds of the ratio of two runs made one after the other.
 cat >"$work/rec_ext.sql" <<'EOF'
 \set k random(1, 1000000000000)
 SELECT ledger_record('rec', 'k' || :k);
@@ -87,18 +90,29 @@ cat >"$work/rec_min.sql" <<'EOF'
 \set k random(1, 1000000000000)
 INSERT INTO raw_min (key) VALUES ('k' || :k) ON CONFLICT DO NOTHING;
 EOF
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for c in $RECORD_CLIENTS; do
 	declare -A tps=([ext]=0 [same]=0 [fair]=0 [min]=0)
+	declare -A paired=([same]="" [fair]="" [min]="")
 	for r in $(seq 1 "$ROUNDS"); do
-		for who in ext same fair min; do
+		declare -A run=()
+		# next to raw_same, before it in one round and after it in the next
+		order="same ext fair min"
+		[ $((r % 2)) = 0 ] && order="min fair ext same"
+		for who in $order; do
 			q "CHECKPOINT"
 			t=$(pgb "$c" -T "$SECONDS_PER_RUN" <"$work/rec_$who.sql")
+			run[$who]=$t
 			tps[$who]=$(awk -v a="${tps[$who]}" -v b="$t" 'BEGIN { print (a > b) ? a : b }')
 		done
+		for who in same fair min; do
+			paired[$who]="${paired[$who]} $(ratio "${run[ext]}" "${run[$who]}")"
+		done
 	done
-	printf '  %-8s %13.0f %9.0f %9.0f %9.0f %8s %8s %8s\n' "$c" "${tps[ext]}" "${tps[same]}" \
+	printf '  %-8s %13.0f %9.0f %9.0f %9.0f %8s %8s %8s   %14s %7s %6s\n' "$c" "${tps[ext]}" "${tps[same]}" \
 		"${tps[fair]}" "${tps[min]}" "$(ratio "${tps[ext]}" "${tps[same]}")" \
-		"$(ratio "${tps[ext]}" "${tps[fair]}")" "$(ratio "${tps[ext]}" "${tps[min]}")"
+		"$(ratio "${tps[ext]}" "${tps[fair]}")" "$(ratio "${tps[ext]}" "${tps[min]}")" \
+		"$(echo "${paired[same]}" | median)" "$(echo "${paired[fair]}" | median)" "$(echo "${paired[min]}" | median)"
 done
 
 echo
