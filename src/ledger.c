@@ -616,6 +616,48 @@ ledger_not_found(const char *name)
 }
 
 /*
+ * The extension's two ledger tables, and whether pgi_ledger has 0.2.0's
+ * retry settings, looked up once per backend: every ledger call needs them,
+ * and three catalog lookups a call were a measurable part of ledger_record.
+ * Forgotten, with the ledger ids below, on any relcache invalidation of
+ * either table: ALTER EXTENSION UPDATE adding columns, DROP EXTENSION,
+ * ledger_drop (which sends one on purpose).
+ */
+typedef struct LedgerTables
+{
+	Oid			nspid;			/* the extension's schema; invalid: unknown */
+	Oid			ledger;			/* pgi_ledger */
+	Oid			keys;			/* pgi_ledger_key */
+	bool		retry;			/* pgi_ledger has retry_backoff */
+} LedgerTables;
+
+static LedgerTables ledger_tables_known;
+static bool ledger_cache_registered;
+
+static void ledger_cache_forget(Datum arg, Oid relid);
+
+static const LedgerTables *
+ledger_tables(Oid nspid)
+{
+	LedgerTables *t = &ledger_tables_known;
+
+	if (t->nspid == nspid)
+		return t;
+	if (!ledger_cache_registered)
+	{
+		CacheRegisterRelcacheCallback(ledger_cache_forget, (Datum) 0);
+		ledger_cache_registered = true;
+	}
+	t->ledger = get_relname_relid("pgi_ledger", nspid);
+	t->keys = get_relname_relid("pgi_ledger_key", nspid);
+	if (!OidIsValid(t->ledger) || !OidIsValid(t->keys))
+		elog(ERROR, "the ledger tables of extension pg_idempotent are missing");
+	t->retry = get_attnum(t->ledger, "retry_backoff") != InvalidAttrNumber;
+	t->nspid = nspid;
+	return t;
+}
+
+/*
  * Lock pgi_ledger_key in lockmode, as a statement writing it would, when
  * the caller has the privilege (without it the statement that follows
  * raises 42501, and a role that may not write the keys must not be able to
@@ -624,10 +666,8 @@ ledger_not_found(const char *name)
 static bool
 keys_lock(LedgerCall *call, AclMode privilege, LOCKMODE lockmode)
 {
-	Oid			relid = get_relname_relid("pgi_ledger_key", call->nspid);
+	Oid			relid = ledger_tables(call->nspid)->keys;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "table pgi_ledger_key of extension pg_idempotent is missing");
 	if (pg_class_aclcheck(relid, GetUserId(), privilege) != ACLCHECK_OK)
 		return false;
 	LockRelationOid(relid, lockmode);
@@ -664,15 +704,14 @@ typedef struct LedgerIdCacheEntry
 
 static LedgerIdCacheEntry ledger_id_cache[LEDGER_ID_CACHE_SIZE];
 static int	ledger_id_cache_next;
-static Oid	ledger_id_cache_relid;	/* pgi_ledger, when entries exist */
-static bool ledger_id_cache_registered;
 
 static void
-ledger_id_cache_forget(Datum arg, Oid relid)
+ledger_cache_forget(Datum arg, Oid relid)
 {
 	int			i;
 
-	if (OidIsValid(relid) && relid != ledger_id_cache_relid)
+	if (OidIsValid(relid) && relid != ledger_tables_known.ledger &&
+		relid != ledger_tables_known.keys)
 		return;
 	for (i = 0; i < LEDGER_ID_CACHE_SIZE; i++)
 	{
@@ -680,7 +719,7 @@ ledger_id_cache_forget(Datum arg, Oid relid)
 			pfree(ledger_id_cache[i].name);
 		ledger_id_cache[i].name = NULL;
 	}
-	ledger_id_cache_relid = InvalidOid;
+	ledger_tables_known.nspid = InvalidOid;
 }
 
 static bool
@@ -710,12 +749,6 @@ ledger_id_remember(LedgerCall *call, const char *name, int32 id)
 
 	if (ledger_id_cached(call, name, &known))
 		return;
-	if (!ledger_id_cache_registered)
-	{
-		CacheRegisterRelcacheCallback(ledger_id_cache_forget, (Datum) 0);
-		ledger_id_cache_registered = true;
-	}
-	ledger_id_cache_relid = get_relname_relid("pgi_ledger", call->nspid);
 	if (e->name != NULL)
 		pfree(e->name);
 	e->name = MemoryContextStrdup(TopMemoryContext, name);
@@ -724,14 +757,11 @@ ledger_id_remember(LedgerCall *call, const char *name, int32 id)
 	ledger_id_cache_next = (ledger_id_cache_next + 1) % LEDGER_ID_CACHE_SIZE;
 }
 
-/* Whether pgi_ledger has 0.2.0's retry settings (a syscache lookup). */
+/* Whether pgi_ledger has 0.2.0's retry settings. */
 static bool
 has_retry_settings(Oid nspid)
 {
-	Oid			relid = get_relname_relid("pgi_ledger", nspid);
-
-	return OidIsValid(relid) &&
-		get_attnum(relid, "retry_backoff") != InvalidAttrNumber;
+	return ledger_tables(nspid)->retry;
 }
 
 /*
@@ -1119,7 +1149,7 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		ledger_not_found(name);
 	/* every backend forgets its cached ledger ids (see ledger_id_cached) */
-	CacheInvalidateRelcacheByRelid(get_relname_relid("pgi_ledger", call.nspid));
+	CacheInvalidateRelcacheByRelid(ledger_tables(call.nspid)->ledger);
 	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							  &isnull);
 	ret = SPI_execute_snapshot(pgi_cached_plan(&plan_drop_keys, call.nspid),
@@ -1178,7 +1208,7 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 			ledger_lookup_for(&call, name, true);
 		if (fresh && keys_lock(&call, ACL_INSERT, RowExclusiveLock) &&
 			ledger_id_cached(&call, name, &id) &&
-			pg_class_aclcheck(ledger_id_cache_relid, GetUserId(),
+			pg_class_aclcheck(ledger_tables(call.nspid)->ledger, GetUserId(),
 							  ACL_SELECT) == ACLCHECK_OK)
 		{
 			/*

@@ -120,6 +120,16 @@ SELECT status, attempts FROM ledger_claim('payments', 'dead');
 SELECT k.token > (SELECT max(token) FROM tok) AS greater
 FROM ledger_claim_next('payments', 1) k;
 
+-- the retry settings the update added work in this same session, which
+-- used the ledger before the update (the library notices the new columns)
+SELECT ledger_create('retried', retry_backoff => '1 hour');
+SELECT retry_backoff FROM pgi_ledger WHERE name = 'retried';
+SELECT status, attempts FROM ledger_claim('retried', 'k') \gset first_
+SELECT ledger_fail('retried', 'k', (SELECT max(token) FROM pgi_ledger_key k
+	JOIN pgi_ledger l ON l.id = k.ledger_id WHERE l.name = 'retried'), 'boom');
+-- backing off: not handed out again yet
+SELECT status FROM ledger_claim('retried', 'k');
+
 -- checkpoints: positions kept, the stored fingerprint still checked
 SELECT checkpoint_get('orders-consumer'), checkpoint_get('events');
 SELECT checkpoint_advance('events', 20, '\x14') AS replay;
