@@ -21,11 +21,14 @@
 #      raw SKIP LOCKED CTE on tables shaped like pgi_ledger_key; then proves
 #      that no key was handed out twice (attempts = 1, tokens distinct) and
 #      none was lost (all done).
+#   4. Each call on a ledger of LEDGER_BIG_KEYS keys against the same call on
+#      one of 10k: every call must stay an index lookup.
 #
 #   LEDGER_BENCH_SECONDS=N (default 10) per pgbench run of section 1
 #   LEDGER_BENCH_ROUNDS=N  (default 3) runs of each in section 1, the best counts
 #   LEDGER_BENCH_CLIENTS="1 4 8" client counts of section 1
 #   LEDGER_DRAIN_KEYS=N    (default 1000000), LEDGER_DRAIN_CLIENTS=N (default 8)
+#   LEDGER_BIG_KEYS=N      (default 10000000) keys of the big ledger of section 4
 # Not a test: nothing here passes or fails on speed.
 set -eu
 cd "$(dirname "$0")/.."
@@ -36,6 +39,7 @@ DRAIN_KEYS=${LEDGER_DRAIN_KEYS:-1000000}
 DRAIN_CLIENTS=${LEDGER_DRAIN_CLIENTS:-8}
 RECORD_CLIENTS=${LEDGER_BENCH_CLIENTS:-1 4 8}
 ROUNDS=${LEDGER_BENCH_ROUNDS:-3}
+BIG_KEYS=${LEDGER_BIG_KEYS:-10000000}
 
 unset PGHOST PGPORT PGUSER PGDATABASE
 cluster_start shared_buffers=512MB max_wal_size=10GB checkpoint_timeout=1h \
@@ -241,6 +245,57 @@ proof drain "pgi_ledger_key WHERE ledger_id = $drain_id"
 proof drain_batch "pgi_ledger_key WHERE ledger_id = $batch_id"
 proof raw_queue raw_queue
 proof raw_queue_set raw_queue_set
+
+echo
+echo "== ledger: each call on a ledger of $BIG_KEYS keys against the same call on one of 10k"
+echo "   (microseconds per call, in one transaction, best of 3; a call that scanned the"
+echo "   ledger instead of looking up its index would be 1000 times slower on the big one)"
+for l in small big; do
+	n=$([ $l = big ] && echo "$BIG_KEYS" || echo 10000)
+	q "SELECT ledger_create('$l')" >/dev/null
+	# nine tenths recorded (done, prunable), one tenth queued (pending)
+	for lo in $(seq 1 200000 $((n * 9 / 10))); do
+		hi=$((lo + 199999 < n * 9 / 10 ? lo + 199999 : n * 9 / 10))
+		q "SELECT count(*) FROM ledger_record_batch('$l', ARRAY(SELECT 'd' || g FROM generate_series($lo, $hi) g))" >/dev/null
+	done
+	for lo in $(seq 1 200000 $((n / 10))); do
+		hi=$((lo + 199999 < n / 10 ? lo + 199999 : n / 10))
+		q "SELECT ledger_enqueue('$l', ARRAY(SELECT 'p' || g FROM generate_series($lo, $hi) g))" >/dev/null
+	done
+done
+q "VACUUM ANALYZE pgi_ledger_key"
+psql -X -q -At -v big_done=$((BIG_KEYS * 9 / 10)) <<'EOF'
+CREATE FUNCTION pg_temp.us(ledger text, done int, what text, n int) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+	p text := md5(random()::text);
+	c record;
+BEGIN
+	FOR i IN 1..n LOOP
+		CASE what
+		WHEN 'new' THEN PERFORM ledger_record(ledger, 'n' || p || i);
+		WHEN 'seen' THEN PERFORM ledger_record(ledger, 'd' || (1 + (i::bigint * 7919) % done));
+		WHEN 'status' THEN PERFORM ledger_status(ledger, 'd' || (1 + (i::bigint * 7919) % done));
+		WHEN 'claim' THEN
+			SELECT array_agg(key) AS k, array_agg(token) AS t INTO c FROM ledger_claim_next(ledger, 10);
+			PERFORM ledger_complete_batch(ledger, coalesce(c.k, '{}'), coalesce(c.t, '{}'));
+		WHEN 'prune' THEN PERFORM ledger_prune(ledger, '0', max_keys => 1000);
+		END CASE;
+	END LOOP;
+	RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1e6 / n, 1);
+END $$;
+CREATE FUNCTION pg_temp.line(label text, what text, n int, big_done int) RETURNS text LANGUAGE sql AS $$
+	WITH s AS (SELECT min(pg_temp.us('small', 9000, what, n)) AS small FROM generate_series(1, 3)),
+	b AS (SELECT min(pg_temp.us('big', big_done, what, n)) AS big FROM generate_series(1, 3))
+	SELECT format('  %-48s %8s %8s   x%s', label, small, big, round(big / small, 2)) FROM s, b
+$$;
+SELECT format('  %-48s %8s %8s   %s', 'call', 'small', 'big', 'big / small');
+SELECT pg_temp.line('ledger_record, new key', 'new', 2000, :big_done);
+SELECT pg_temp.line('ledger_record, seen key', 'seen', 2000, :big_done);
+SELECT pg_temp.line('ledger_status', 'status', 2000, :big_done);
+SELECT pg_temp.line('ledger_claim_next(10) + ledger_complete_batch', 'claim', 30, :big_done);
+SELECT pg_temp.line('ledger_prune, 1000 keys a call', 'prune', 2, :big_done);
+EOF
 
 rm -rf "$work"
 cluster_stop
