@@ -64,6 +64,20 @@ SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff'
 SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff');
 SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'delete_insert');
 SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'swap');
+-- a target with a foreign partition has no xmin to read there: the slice is
+-- always compared again after writing (and found settled)
+CREATE EXTENSION file_fdw;
+CREATE SERVER archive FOREIGN DATA WRAPPER file_fdw;
+CREATE FOREIGN TABLE rp_2024 PARTITION OF rp FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')
+	SERVER archive OPTIONS (filename '/dev/null');
+UPDATE rp_src SET v = 'newer' WHERE id = 2;
+SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff');
+DROP FOREIGN TABLE rp_2024;
+-- without it, one scan after writing settles the slice
+UPDATE rp_src SET v = 'newest' WHERE id = 2;
+SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff');
+DROP SERVER archive;
+DROP EXTENSION file_fdw;
 DROP TABLE rp, rp_src;
 
 -- a value in a unit; a report is then due only after that much time

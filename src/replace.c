@@ -43,6 +43,7 @@
 #include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -677,23 +678,26 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
  * foreign partition has no xmin to read: always compare.
  */
 static bool
-slice_settled(ReplacePlan *plan, TransactionId horizon, int64 expected)
+slice_settled(ReplacePlan *plan, TransactionId horizon, int64 expected,
+			  const char **why)
 {
 	StringInfoData q;
 	PgiParams	p = plan->params;
 
 	if (plan->target->relkind == RELKIND_PARTITIONED_TABLE)
 	{
-		PgiParams	rp;
+		/* the partitions are locked, if at all, by the statements to come */
+		List	   *parts = find_all_inheritors(plan->target->relid, NoLock, NULL);
+		ListCell   *lc;
 
-		memset(&rp, 0, sizeof(rp));
-		pgi_params_add(&rp, OIDOID, ObjectIdGetDatum(plan->target->relid));
-		pgi_spi_run("SELECT pg_catalog.count(*) FROM pg_catalog.pg_partition_tree($1) p "
-					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid "
-					"WHERE c.relkind OPERATOR(pg_catalog.=) 'f'",
-					&rp, true, 0, SPI_OK_SELECT);
-		if (pgi_spi_int8(0, 1) > 0)
-			return false;
+		foreach(lc, parts)
+		{
+			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+			{
+				*why = "the table has a foreign partition";
+				return false;
+			}
+		}
 	}
 
 	pgi_params_add(&p, XIDOID, TransactionIdGetDatum(horizon));
@@ -705,6 +709,7 @@ slice_settled(ReplacePlan *plan, TransactionId horizon, int64 expected)
 					 p.nargs - 1, p.nargs);
 	append_target_slice(&q, plan, plan->target->qualname);
 	pgi_spi_run(q.data, &p, false, 0, SPI_OK_SELECT);
+	*why = "another transaction wrote into the slice meanwhile";
 	return pgi_spi_int8(0, 1) == expected && pgi_spi_int8(0, 2) == 0;
 }
 
@@ -721,7 +726,7 @@ slice_settled(ReplacePlan *plan, TransactionId horizon, int64 expected)
  * continuously by others is left as the last pass found it.
  */
 static void
-reconcile(ReplacePlan *plan, int64 *deleted, int64 *inserted)
+reconcile(ReplacePlan *plan, const char *why, int64 *deleted, int64 *inserted)
 {
 	int			pass;
 
@@ -732,8 +737,8 @@ reconcile(ReplacePlan *plan, int64 *deleted, int64 *inserted)
 		int64		i;
 
 		pgi_progress_step(&plan->progress,
-						  "another transaction wrote into the slice meanwhile: comparing again (pass %d of at most %d)",
-						  pass + 1, RECONCILE_PASSES);
+						  "%s: comparing again (pass %d of at most %d)",
+						  why, pass + 1, RECONCILE_PASSES);
 		diff_count(plan, plan->target->qualname, &dc);
 		if (dc.to_delete == 0 && dc.to_insert == 0)
 			return;
@@ -761,6 +766,7 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 	TransactionId horizon;
+	const char *why;
 
 	/* before the first read of the slice: see slice_settled */
 	horizon = GetLatestSnapshot()->xmin;
@@ -828,8 +834,8 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			if (dc.to_delete > 0 || dc.to_insert > 0)
 			{
 				diff_write(plan, &dc, &deleted, &inserted);
-				if (!slice_settled(plan, horizon, total))
-					reconcile(plan, &deleted, &inserted);
+				if (!slice_settled(plan, horizon, total, &why))
+					reconcile(plan, why, &deleted, &inserted);
 			}
 			/* the source rows that were there already */
 			unchanged = Max(total - inserted, 0);
@@ -839,8 +845,8 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			report_written(plan, "deleted", deleted);
 			inserted = insert_all(plan);
 			report_written(plan, "inserted", inserted);
-			if (plan->comparable && !slice_settled(plan, horizon, total))
-				reconcile(plan, &deleted, &inserted);
+			if (plan->comparable && !slice_settled(plan, horizon, total, &why))
+				reconcile(plan, why, &deleted, &inserted);
 			break;
 		case MODE_SWAP:
 			deleted = counted ? dc.target_rows : pgi_swap_count_leaf(st);
