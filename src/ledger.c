@@ -479,15 +479,27 @@ static PgiCachedPlan plan_expire = {
 /* the error a key made dead by its last lease running out is left with */
 #define LEASE_RAN_OUT "the lease of its last attempt ran out"
 
-/* complete, fast path: the one legal move, with the current token */
+/*
+ * complete, fast path: the one legal move, with the current token; the
+ * ledger found by name (its id returned, for ledger_id_remember) or by the
+ * id remembered.
+ */
+#define COMPLETE_UPDATE(ledger, returning) \
+	"UPDATE @extschema@.pgi_ledger_key k SET status = $4, result = $5," \
+	" available_at = NULL, updated_at = $6" \
+	" WHERE k.ledger_id OPERATOR(pg_catalog.=) " ledger \
+	" AND " KEYEQ("k.", "$2") " AND k.token OPERATOR(pg_catalog.=) $3" \
+	" AND k.status OPERATOR(pg_catalog.=) ANY ($7)" returning
+
 static PgiCachedPlan plan_complete = {
-	"UPDATE @extschema@.pgi_ledger_key k SET status = $4, result = $5,"
-	" available_at = NULL, updated_at = $6"
-	" WHERE k.ledger_id OPERATOR(pg_catalog.=) (SELECT l.id FROM @extschema@.pgi_ledger l"
-	"  WHERE " NAMEEQ("l.") ")"
-	" AND " KEYEQ("k.", "$2") " AND k.token OPERATOR(pg_catalog.=) $3"
-	" AND k.status OPERATOR(pg_catalog.=) ANY ($7) RETURNING 1",
+	COMPLETE_UPDATE("(SELECT l.id FROM @extschema@.pgi_ledger l WHERE " NAMEEQ("l.") ")",
+					" RETURNING k.ledger_id"),
 	7, {TEXTOID, TEXTOID, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TEXTARRAYOID}, InvalidOid, NULL
+};
+
+static PgiCachedPlan plan_complete_by_id = {
+	COMPLETE_UPDATE("$1", ""),
+	7, {INT4OID, TEXTOID, INT8OID, TEXTOID, JSONBOID, TIMESTAMPTZOID, TEXTARRAYOID}, InvalidOid, NULL
 };
 
 /*
@@ -1539,6 +1551,7 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	bool		result = false;
 	LedgerKey	k;
 	LedgerDecision d;
+	int32		id;
 
 	pgi_require_arg(fcinfo, 2, "token");
 	token = PG_GETARG_INT64(2);
@@ -1553,8 +1566,37 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	values[6] = statuses_moved_to(LE_COMPLETE, false, LS_DONE);
 
 	SPI_connect();
-	pgi_spi_run_plan(&plan_complete, call.nspid, values, nulls, false, 0,
-					 SPI_OK_UPDATE_RETURNING);
+	if (ledger_id_cached(&call, name, &id) &&
+		pg_class_aclcheck(ledger_tables(call.nspid)->ledger, GetUserId(),
+						  ACL_SELECT) == ACLCHECK_OK)
+	{
+		/*
+		 * A remembered id is only a shortcut here: the ledger dropped since
+		 * has no keys left, and ids are never reused, so a stale one
+		 * matches nothing and the slow path below finds the ledger by name.
+		 */
+		Datum		byid[7];
+
+		memcpy(byid, values, sizeof(byid));
+		byid[0] = Int32GetDatum(id);
+		pgi_spi_run_plan(&plan_complete_by_id, call.nspid, byid, nulls, false,
+						 0, SPI_OK_UPDATE);
+	}
+	else
+	{
+		pgi_spi_run_plan(&plan_complete, call.nspid, values, nulls, false, 0,
+						 SPI_OK_UPDATE_RETURNING);
+		/* as ledger_record's: the key lock came before the snapshot */
+		if (SPI_processed > 0 && !IsolationUsesXactSnapshot())
+		{
+			bool		isnull;
+
+			ledger_id_remember(&call, name,
+							   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull)));
+		}
+	}
 	if (SPI_processed > 0)
 		result = true;
 	else
