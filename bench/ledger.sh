@@ -28,6 +28,7 @@
 #   LEDGER_BENCH_ROUNDS=N  (default 3) runs of each in section 1, the best counts
 #   LEDGER_BENCH_CLIENTS="1 4 8" client counts of section 1
 #   LEDGER_DRAIN_KEYS=N    (default 1000000), LEDGER_DRAIN_CLIENTS=N (default 8)
+#   LEDGER_DRAIN_ROUNDS=N  (default 3) rounds the drain keys are split into
 #   LEDGER_BIG_KEYS=N      (default 10000000) keys of the big ledger of section 4
 # Not a test: nothing here passes or fails on speed.
 set -eu
@@ -37,6 +38,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${LEDGER_BENCH_SECONDS:-10}
 DRAIN_KEYS=${LEDGER_DRAIN_KEYS:-1000000}
 DRAIN_CLIENTS=${LEDGER_DRAIN_CLIENTS:-8}
+DRAIN_ROUNDS=${LEDGER_DRAIN_ROUNDS:-3}
 RECORD_CLIENTS=${LEDGER_BENCH_CLIENTS:-1 4 8}
 ROUNDS=${LEDGER_BENCH_ROUNDS:-3}
 BIG_KEYS=${LEDGER_BIG_KEYS:-10000000}
@@ -172,25 +174,21 @@ EOF
 
 echo
 echo "== ledger: draining $DRAIN_KEYS keys at $DRAIN_CLIENTS clients, claim 10 then complete them"
+echo "   ($DRAIN_ROUNDS rounds of $((DRAIN_KEYS / DRAIN_ROUNDS)) keys each, the order of the drains alternating)"
 # the raw queues hold only their own keys: so must pgi_ledger_key, which
 # holds the millions the sections above recorded
 q "SELECT ledger_drop(name) FROM pgi_ledger" >/dev/null
 q "VACUUM pgi_ledger_key"
 q "SELECT ledger_create('drain', lease => '1 hour')" >/dev/null
-q "SELECT ledger_enqueue('drain', ARRAY(SELECT 'k' || g FROM generate_series(1, $DRAIN_KEYS) g))" >/dev/null
+q "SELECT ledger_create('drain_batch', lease => '1 hour')" >/dev/null
 drain_id=$(q "SELECT id FROM pgi_ledger WHERE name = 'drain'")
+batch_id=$(q "SELECT id FROM pgi_ledger WHERE name = 'drain_batch'")
 q "CREATE TABLE raw_queue (LIKE pgi_ledger_key INCLUDING ALL)"
 q "CREATE SEQUENCE raw_token_seq"
 q "ALTER TABLE raw_queue ALTER COLUMN token SET DEFAULT nextval('raw_token_seq')"
-q "INSERT INTO raw_queue SELECT * FROM pgi_ledger_key WHERE ledger_id = $drain_id"
 q "CREATE TABLE raw_queue_set (LIKE raw_queue INCLUDING ALL)"
-q "INSERT INTO raw_queue_set SELECT * FROM raw_queue"
-q "SELECT ledger_create('drain_batch', lease => '1 hour')" >/dev/null
-q "SELECT ledger_enqueue('drain_batch', ARRAY(SELECT 'k' || g FROM generate_series(1, $DRAIN_KEYS) g))" >/dev/null
-batch_id=$(q "SELECT id FROM pgi_ledger WHERE name = 'drain_batch'")
-q "VACUUM ANALYZE pgi_ledger_key, raw_queue, raw_queue_set"
-q "CHECKPOINT"
-per_client=$(( (DRAIN_KEYS / 10 + DRAIN_CLIENTS - 1) / DRAIN_CLIENTS + 1 ))
+round_keys=$((DRAIN_KEYS / DRAIN_ROUNDS))
+per_client=$(( (round_keys / 10 + DRAIN_CLIENTS - 1) / DRAIN_CLIENTS + 1 ))
 
 # A worker completes each key in the transaction of its effect, so one
 # completion per key, each its own transaction, on both sides.  The claim's
@@ -219,27 +217,44 @@ claim_cte="WITH c AS (SELECT k.key FROM QUEUE k WHERE k.ledger_id = $drain_id AN
 {
 	echo "${claim_cte//QUEUE/raw_queue_set} SELECT coalesce(array_agg(key)::text, '{}') AS keys, coalesce(array_agg(token)::text, '{}') AS tokens FROM u \\gset"
 	echo "UPDATE raw_queue_set k SET status = 'done', result = NULL, available_at = NULL, updated_at = clock_timestamp() FROM unnest(:keys::text[], :tokens::bigint[]) AS b(key, token) WHERE k.ledger_id = $drain_id AND k.key = b.key AND k.token = b.token AND k.status = 'processing';"
-} >"$work/raw_set_drain.sql"
+} >"$work/rawset_drain.sql"
 {
 	echo "SELECT coalesce(array_agg(key)::text, '{}') AS keys, coalesce(array_agg(token)::text, '{}') AS tokens FROM ledger_claim_next('drain_batch', 10) \\gset"
 	echo "SELECT count(*) FROM ledger_complete_batch('drain_batch', :keys::text[], :tokens::bigint[]);"
-} >"$work/ext_batch_drain.sql"
+} >"$work/extset_drain.sql"
 
 drain() {
 	q "CHECKPOINT"
 	pgb "$DRAIN_CLIENTS" -t "$per_client" <"$1"
 }
-ext=$(drain "$work/ext_drain.sql")
-raw=$(drain "$work/raw_drain.sql")
-extset=$(drain "$work/ext_batch_drain.sql")
-rawset=$(drain "$work/raw_set_drain.sql")
-printf '  %-50s %8.0f claims/s (x10 keys)\n' \
-	"ledger_claim_next(10) + 10 ledger_complete" "$ext" \
-	"raw SKIP LOCKED CTE + 10 UPDATEs" "$raw" \
-	"ledger_claim_next(10) + ledger_complete_batch" "$extset" \
-	"raw SKIP LOCKED CTE + 1 set-based UPDATE" "$rawset"
-echo "  ratio extension / raw, per-key completion: $(ratio "$ext" "$raw")"
-echo "  ratio extension / raw, set-based completion: $(ratio "$extset" "$rawset")"
+declare -A dtps=([ext]="" [raw]="" [extset]="" [rawset]="")
+perkey_ratios=""
+set_ratios=""
+for r in $(seq 1 "$DRAIN_ROUNDS"); do
+	# a fresh queue of round_keys keys in each of the four
+	q "SELECT ledger_enqueue('drain', ARRAY(SELECT 'r$r-' || g FROM generate_series(1, $round_keys) g))" >/dev/null
+	q "SELECT ledger_enqueue('drain_batch', ARRAY(SELECT 'r$r-' || g FROM generate_series(1, $round_keys) g))" >/dev/null
+	q "INSERT INTO raw_queue SELECT * FROM pgi_ledger_key WHERE ledger_id = $drain_id AND status = 'pending'"
+	q "INSERT INTO raw_queue_set SELECT * FROM pgi_ledger_key WHERE ledger_id = $drain_id AND status = 'pending'"
+	q "VACUUM ANALYZE pgi_ledger_key, raw_queue, raw_queue_set"
+	order="ext raw extset rawset"
+	[ $((r % 2)) = 0 ] && order="raw ext rawset extset"
+	declare -A t=()
+	for who in $order; do
+		t[$who]=$(drain "$work/${who}_drain.sql")
+		dtps[$who]="${dtps[$who]} $(printf "%.0f" "${t[$who]}")"
+	done
+	perkey_ratios="$perkey_ratios $(ratio "${t[ext]}" "${t[raw]}")"
+	set_ratios="$set_ratios $(ratio "${t[extset]}" "${t[rawset]}")"
+done
+mean() { tr ' ' '\n' | grep . | awk '{ s += $1 } END { printf "%.0f", s / NR }'; }
+printf '  %-50s %8s claims/s (x10 keys; rounds:%s)\n' \
+	"ledger_claim_next(10) + 10 ledger_complete" "$(echo "${dtps[ext]}" | mean)" "${dtps[ext]}" \
+	"raw SKIP LOCKED CTE + 10 UPDATEs" "$(echo "${dtps[raw]}" | mean)" "${dtps[raw]}" \
+	"ledger_claim_next(10) + ledger_complete_batch" "$(echo "${dtps[extset]}" | mean)" "${dtps[extset]}" \
+	"raw SKIP LOCKED CTE + 1 set-based UPDATE" "$(echo "${dtps[rawset]}" | mean)" "${dtps[rawset]}"
+echo "  ratio extension / raw, per-key completion: $(ratio "$(echo "${dtps[ext]}" | mean)" "$(echo "${dtps[raw]}" | mean)") (means), $(echo "$perkey_ratios" | median) (paired median; rounds:$perkey_ratios)"
+echo "  ratio extension / raw, set-based completion: $(ratio "$(echo "${dtps[extset]}" | mean)" "$(echo "${dtps[rawset]}" | mean)") (means), $(echo "$set_ratios" | median) (paired median; rounds:$set_ratios)"
 proof() {
 	echo "  $(q "SELECT format('%-15s done %s, not done %s, handed out twice %s, distinct tokens %s', '$1',
 		count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status <> 'done'),
