@@ -761,6 +761,8 @@ ledger_id_remember(LedgerCall *call, const char *name, int32 id)
 
 	if (ledger_id_cached(call, name, &known))
 		return;
+	/* the callback that forgets the entry, and the tables it listens for */
+	(void) ledger_tables(call->nspid);
 	if (e->name != NULL)
 		pfree(e->name);
 	e->name = MemoryContextStrdup(TopMemoryContext, name);
