@@ -141,6 +141,23 @@ SELECT pg_temp.err($$SELECT ledger_drop('e')$$);
 RESET ROLE;
 REVOKE ALL ON pgi_ledger, pgi_ledger_key FROM regress_ledger_worker;
 REVOKE ALL ON SEQUENCE pgi_ledger_token_seq FROM regress_ledger_worker;
+-- the ledger ids this session remembers (ledger_record's and
+-- ledger_complete's shortcut past pgi_ledger) skip no privilege: a role
+-- that may write the keys but not read the ledgers is refused as the
+-- statement by name would refuse it (the GRANT comes first: a change of
+-- the tables' privileges makes every session forget the ids)
+GRANT SELECT, INSERT, UPDATE ON pgi_ledger_key TO regress_ledger_worker;
+SELECT ledger_record('e', 'remembered') AS remembered;
+SELECT token AS claimed_token FROM ledger_claim('e', 'claimed-for-worker') \gset
+SELECT ledger_complete('e', 'claimed-for-worker', 0) AS remembered_by_complete;
+SET ROLE regress_ledger_worker;
+SELECT pg_temp.err($$SELECT ledger_record('e', 'k-no-ledger-read')$$);
+SELECT pg_temp.err(format('SELECT ledger_complete(%L, %L, %s)', 'e', 'claimed-for-worker', :claimed_token));
+SET ROLE regress_ledger_nobody;
+SELECT pg_temp.err(format('SELECT ledger_complete(%L, %L, %s)', 'e', 'claimed-for-worker', :claimed_token));
+RESET ROLE;
+SELECT ledger_status('e', 'claimed-for-worker') AS still;
+REVOKE ALL ON pgi_ledger_key FROM regress_ledger_worker;
 DROP ROLE regress_ledger_nobody, regress_ledger_worker;
 
 -- a row written by hand with a status the state machine does not know: 23514
