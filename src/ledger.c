@@ -700,9 +700,12 @@ keys_lock(LedgerCall *call, AclMode privilege, LOCKMODE lockmode)
  * invalidations sent so far, and a drop in flight holds a lock that makes
  * us wait until it has committed and sent its own), then look in the
  * cache, then insert with the id.  A drop cannot start while we hold the
- * lock.  Entries are only made from an id our INSERT read from pgi_ledger
- * in a snapshot taken after that lock.  Deleting rows of pgi_ledger by
- * hand instead of calling ledger_drop sends no invalidation: don't.
+ * lock.  Entries are only made from an id that ledger_record's INSERT or
+ * ledger_complete's UPDATE read from pgi_ledger in a snapshot taken after
+ * that statement locked pgi_ledger_key.  (ledger_complete also uses them,
+ * without the lock first: a stale id only makes it miss and look again by
+ * name.)  Deleting rows of pgi_ledger by hand instead of calling
+ * ledger_drop sends no invalidation: don't.
  * ----------------------------------------------------------------
  */
 #define LEDGER_ID_CACHE_SIZE 8
