@@ -2,16 +2,8 @@
 -- assert_idempotent.  Run with pg_prove against a database where the
 -- extensions pgtap and pg_idempotent can be created (they are created here
 -- if missing); everything runs in one transaction that is rolled back.
-\set QUIET 1
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
 
-BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_idempotent;
+\ir include/begin.sql
 SET LOCAL search_path = public, pg_catalog;
 
 SELECT plan(42);

@@ -6,16 +6,8 @@
 -- ledger_complete (the keys done by the token given, and every key's
 -- status, attempts, result and token afterwards), with repeated keys,
 -- current, stale and unknown tokens, and keys never seen.
-\set QUIET 1
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
 
-BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_idempotent;
+\ir include/begin.sql
 SET LOCAL search_path = public, pg_catalog;
 
 SELECT plan(100);

@@ -6,11 +6,6 @@
 -- one run and reports nothing deleted or inserted.
 --   REPLACE_RANDOM_SEED        setseed() value in [-1, 1]; default 0.4711
 --   REPLACE_RANDOM_ITERATIONS  rounds; default 12
-\set QUIET 1
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
 
 \getenv seed REPLACE_RANDOM_SEED
 \getenv iterations REPLACE_RANDOM_ITERATIONS
@@ -23,10 +18,7 @@
 \set iterations 12
 \endif
 
-BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_idempotent;
+\ir include/begin.sql
 SET LOCAL search_path = public, pg_catalog;
 
 -- per round: 2 modes x (replace_table: 3 checks, replace_partition: 4 checks)

@@ -1,16 +1,8 @@
 -- pg_idempotent_tap: is_idempotent and isnt_idempotent as pgTAP assertions.
 -- Each is checked both ways with pgTAP's own check_test, so a test that
 -- cannot fail would show here.
-\set QUIET 1
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
 
-BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_idempotent;
+\ir include/begin.sql
 CREATE EXTENSION IF NOT EXISTS pg_idempotent_tap;
 
 SELECT plan(12);

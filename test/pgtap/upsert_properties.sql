@@ -3,16 +3,8 @@
 -- shuffled copy gives identical fingerprints; a replay reports every row
 -- unchanged; after each batch the target equals "the old rows overwritten by
 -- the batch", computed independently with DELETE and INSERT.
-\set QUIET 1
-\set ON_ERROR_STOP 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
 
-BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS pg_idempotent;
+\ir include/begin.sql
 SET LOCAL search_path = public, pg_catalog;
 
 SELECT plan(25);
