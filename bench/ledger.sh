@@ -173,8 +173,9 @@ SELECT format('  %-36s %8s ms', '10k ledger_record calls, seen keys',
 EOF
 
 echo
-echo "== ledger: draining $DRAIN_KEYS keys at $DRAIN_CLIENTS clients, claim 10 then complete them"
-echo "   ($DRAIN_ROUNDS rounds of $((DRAIN_KEYS / DRAIN_ROUNDS)) keys each, the order of the drains alternating)"
+round_keys=$(((DRAIN_KEYS + DRAIN_ROUNDS - 1) / DRAIN_ROUNDS))
+echo "== ledger: draining $((round_keys * DRAIN_ROUNDS)) keys at $DRAIN_CLIENTS clients, claim 10 then complete them"
+echo "   ($DRAIN_ROUNDS rounds of $round_keys keys each, the order of the drains alternating)"
 # the raw queues hold only their own keys: so must pgi_ledger_key, which
 # holds the millions the sections above recorded
 q "SELECT ledger_drop(name) FROM pgi_ledger" >/dev/null
@@ -187,7 +188,6 @@ q "CREATE TABLE raw_queue (LIKE pgi_ledger_key INCLUDING ALL)"
 q "CREATE SEQUENCE raw_token_seq"
 q "ALTER TABLE raw_queue ALTER COLUMN token SET DEFAULT nextval('raw_token_seq')"
 q "CREATE TABLE raw_queue_set (LIKE raw_queue INCLUDING ALL)"
-round_keys=$((DRAIN_KEYS / DRAIN_ROUNDS))
 per_client=$(( (round_keys / 10 + DRAIN_CLIENTS - 1) / DRAIN_CLIENTS + 1 ))
 
 # A worker completes each key in the transaction of its effect, so one
