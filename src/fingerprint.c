@@ -424,8 +424,7 @@ pgi_table_fingerprint(PG_FUNCTION_ARGS)
 	fp = MemoryContextStrdup(callercxt,
 							 fingerprint_relation(rel, extschema, true, &rows));
 	SPI_finish();
-	pgi_progress_step(&progress, "fingerprinted %lld %s", (long long) rows,
-					  PGI_PLURAL(rows, "row", "rows"));
+	pgi_progress_rows(&progress, "fingerprinted", rows);
 
 	PG_RETURN_TEXT_P(cstring_to_text(fp));
 }

@@ -176,6 +176,8 @@ extern void pgi_progress_begin(PgiProgress *progress, const char *operation,
 							   const char *target);
 extern void pgi_progress_step(PgiProgress *progress, const char *fmt,...)
 			pg_attribute_printf(2, 3);
+extern void pgi_progress_rows(PgiProgress *progress, const char *verb,
+							  int64 rows);
 
 /* "1 row", "2 rows": the noun after a count in a progress message */
 #define PGI_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))

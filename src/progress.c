@@ -90,3 +90,11 @@ pgi_progress_step(PgiProgress *progress, const char *fmt,...)
 					   (double) (now - progress->started) / 1000000.0)));
 	pfree(msg.data);
 }
+
+/* "deleted 5 rows": the report of a step that wrote or read rows */
+void
+pgi_progress_rows(PgiProgress *progress, const char *verb, int64 rows)
+{
+	pgi_progress_step(progress, "%s %lld %s", verb, (long long) rows,
+					  PGI_PLURAL(rows, "row", "rows"));
+}

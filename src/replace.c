@@ -625,14 +625,6 @@ diff_insert_unique(ReplacePlan *plan)
 }
 
 /* Write what diff_count found, and only that. */
-/* "deleted 5 rows": a progress report, which also checks for a cancel */
-static void
-report_written(ReplacePlan *plan, const char *verb, int64 rows)
-{
-	pgi_progress_step(&plan->progress, "%s %lld %s", verb, (long long) rows,
-					  PGI_PLURAL(rows, "row", "rows"));
-}
-
 static void
 diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 {
@@ -646,7 +638,7 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 			*deleted = diff_delete_unique(plan);
 		else
 			*deleted = diff_delete(plan);
-		report_written(plan, "deleted", *deleted);
+		pgi_progress_rows(&plan->progress, "deleted", *deleted);
 	}
 	if (dc->to_insert > 0)
 	{
@@ -656,7 +648,7 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 			*inserted = diff_insert_unique(plan);
 		else
 			*inserted = diff_insert(plan);
-		report_written(plan, "inserted", *inserted);
+		pgi_progress_rows(&plan->progress, "inserted", *inserted);
 	}
 }
 
@@ -842,9 +834,9 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			break;
 		case MODE_DELETE_INSERT:
 			deleted = delete_slice(plan);
-			report_written(plan, "deleted", deleted);
+			pgi_progress_rows(&plan->progress, "deleted", deleted);
 			inserted = insert_all(plan);
-			report_written(plan, "inserted", inserted);
+			pgi_progress_rows(&plan->progress, "inserted", inserted);
 			if (plan->comparable && !slice_settled(plan, horizon, total, &why))
 				reconcile(plan, why, &deleted, &inserted);
 			break;

@@ -586,16 +586,12 @@ write_once(void *arg)
 		if (w->changed > 0)
 		{
 			w->updated = write_updates(w->plan);
-			pgi_progress_step(&w->plan->progress, "updated %lld %s",
-							  (long long) w->updated,
-							  PGI_PLURAL(w->updated, "row", "rows"));
+			pgi_progress_rows(&w->plan->progress, "updated", w->updated);
 		}
 		if (w->new_rows > 0)
 		{
 			w->inserted = write_new_rows(w->plan, w->new_rows == w->total);
-			pgi_progress_step(&w->plan->progress, "inserted %lld %s",
-							  (long long) w->inserted,
-							  PGI_PLURAL(w->inserted, "row", "rows"));
+			pgi_progress_rows(&w->plan->progress, "inserted", w->inserted);
 		}
 	}
 }
