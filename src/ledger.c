@@ -806,20 +806,10 @@ ledger_lookup_for(LedgerCall *call, char *name, bool for_insert)
 	values[0] = CStringGetTextDatum(name);
 	if (for_insert)
 		keys_lock(call, ACL_INSERT, RowExclusiveLock);
-	if (for_insert && IsolationUsesXactSnapshot())
-	{
-		int			ret;
-
-		ret = SPI_execute_snapshot(pgi_cached_plan(plan, call->nspid),
-								   values, NULL, GetLatestSnapshot(),
-								   InvalidSnapshot, false, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "unexpected SPI result %s for: %s",
-				 SPI_result_code_string(ret), plan->sql);
-	}
-	else
-		pgi_spi_run_plan(plan, call->nspid, values, NULL, false, 0,
-						 SPI_OK_SELECT);
+	pgi_spi_run_plan_in(plan, call->nspid, values, NULL,
+						for_insert && IsolationUsesXactSnapshot() ?
+						GetLatestSnapshot() : InvalidSnapshot,
+						SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ledger_not_found(name);
 	tup = SPI_tuptable->vals[0];
@@ -1155,7 +1145,6 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
 	char	   *name = text_arg(fcinfo, 0, "name");
 	Datum		values[1];
 	bool		isnull;
-	int			ret;
 
 	call_init(&call, fcinfo);
 	keys_lock(&call, ACL_DELETE, ShareRowExclusiveLock);
@@ -1169,12 +1158,8 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
 	CacheInvalidateRelcacheByRelid(ledger_tables(call.nspid)->ledger);
 	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 							  &isnull);
-	ret = SPI_execute_snapshot(pgi_cached_plan(&plan_drop_keys, call.nspid),
-							   values, NULL, GetLatestSnapshot(),
-							   InvalidSnapshot, false, true, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "unexpected SPI result %s for: %s",
-			 SPI_result_code_string(ret), plan_drop_keys.sql);
+	pgi_spi_run_plan_in(&plan_drop_keys, call.nspid, values, NULL,
+						GetLatestSnapshot(), SPI_OK_DELETE);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1237,19 +1222,13 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 			 * others are committing.
 			 */
 			Datum		byid[5];
-			int			ret;
 
 			memcpy(byid, values, sizeof(byid));
 			byid[0] = Int32GetDatum(id);
-			ret = SPI_execute_snapshot(pgi_cached_plan(&plan_record_by_id,
-													   call.nspid),
-									   byid, nulls,
-									   ActiveSnapshotSet() ?
-									   GetActiveSnapshot() : InvalidSnapshot,
-									   InvalidSnapshot, false, true, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "unexpected SPI result %s for: %s",
-					 SPI_result_code_string(ret), plan_record_by_id.sql);
+			pgi_spi_run_plan_in(&plan_record_by_id, call.nspid, byid, nulls,
+								ActiveSnapshotSet() ?
+								GetActiveSnapshot() : InvalidSnapshot,
+								SPI_OK_INSERT);
 			if (SPI_processed > 0)
 			{
 				result = true;

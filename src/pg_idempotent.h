@@ -157,10 +157,14 @@ typedef struct PgiCachedPlan
 	struct _SPI_plan *plan;		/* NULL until first use */
 } PgiCachedPlan;
 
+struct SnapshotData;
 extern struct _SPI_plan *pgi_cached_plan(PgiCachedPlan *cp, Oid nspid);
 extern int	pgi_spi_run_plan(PgiCachedPlan *cp, Oid nspid, Datum *values,
 							 const char *nulls, bool read_only, long tcount,
 							 int expected);
+extern int	pgi_spi_run_plan_in(PgiCachedPlan *cp, Oid nspid, Datum *values,
+								const char *nulls, struct SnapshotData *snapshot,
+								int expected);
 
 /* progress.c: NOTICEs from long operations, between their steps */
 typedef struct PgiProgress

@@ -390,6 +390,16 @@ pgi_params_add(PgiParams *params, Oid type, Datum value)
 	params->nargs++;
 }
 
+/* An SPI result code, when it is the one expected; else an internal error. */
+static int
+spi_result(int ret, int expected, const char *sql)
+{
+	if (ret != expected)
+		elog(ERROR, "unexpected SPI result %s for: %s",
+			 SPI_result_code_string(ret), sql);
+	return ret;
+}
+
 /*
  * Run one statement through SPI with parameters.  tcount bounds the rows
  * kept in SPI_tuptable: callers pass 0 only for statements that return a
@@ -408,10 +418,7 @@ pgi_spi_run(const char *sql, const PgiParams *params, bool read_only,
 									params->nulls, read_only, tcount);
 	else
 		ret = SPI_execute(sql, read_only, tcount);
-	if (ret != expected)
-		elog(ERROR, "unexpected SPI result %s for: %s",
-			 SPI_result_code_string(ret), sql);
-	return ret;
+	return spi_result(ret, expected, sql);
 }
 
 int64
@@ -532,10 +539,23 @@ pgi_spi_run_plan(PgiCachedPlan *cp, Oid nspid, Datum *values,
 
 	ret = SPI_execute_plan(pgi_cached_plan(cp, nspid), values, nulls,
 						   read_only, tcount);
-	if (ret != expected)
-		elog(ERROR, "unexpected SPI result %s for: %s",
-			 SPI_result_code_string(ret), cp->sql);
-	return ret;
+	return spi_result(ret, expected, cp->sql);
+}
+
+/*
+ * The same, writing, in a snapshot of the caller's choosing instead of a
+ * new one (SPI_execute_snapshot); InvalidSnapshot takes a new one, as
+ * pgi_spi_run_plan does.
+ */
+int
+pgi_spi_run_plan_in(PgiCachedPlan *cp, Oid nspid, Datum *values,
+					const char *nulls, Snapshot snapshot, int expected)
+{
+	int			ret;
+
+	ret = SPI_execute_snapshot(pgi_cached_plan(cp, nspid), values, nulls,
+							   snapshot, InvalidSnapshot, false, true, 0);
+	return spi_result(ret, expected, cp->sql);
 }
 
 /*
