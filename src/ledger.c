@@ -774,6 +774,38 @@ ledger_id_remember(LedgerCall *call, const char *name, int32 id)
 	ledger_id_cache_next = (ledger_id_cache_next + 1) % LEDGER_ID_CACHE_SIZE;
 }
 
+/*
+ * The id remembered for the ledger, if the caller may use it: the
+ * statements by name read pgi_ledger, so a caller without SELECT on it
+ * must take them and be refused there.
+ */
+static bool
+ledger_id_usable(LedgerCall *call, const char *name, int32 *id)
+{
+	return ledger_id_cached(call, name, id) &&
+		pg_class_aclcheck(ledger_tables(call->nspid)->ledger, GetUserId(),
+						  ACL_SELECT) == ACLCHECK_OK;
+}
+
+/*
+ * Remember the ledger id the statement by name just returned (the first
+ * column of its first row), under READ COMMITTED only: the statement
+ * locked pgi_ledger_key before taking its snapshot, which a transaction
+ * snapshot may predate.
+ */
+static void
+ledger_id_remember_returned(LedgerCall *call, const char *name)
+{
+	bool		isnull;
+
+	if (SPI_processed == 0 || IsolationUsesXactSnapshot())
+		return;
+	ledger_id_remember(call, name,
+					   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1,
+												   &isnull)));
+}
+
 /* Whether pgi_ledger has 0.2.0's retry settings. */
 static bool
 has_retry_settings(Oid nspid)
@@ -1209,9 +1241,7 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 		if (!fresh)
 			ledger_lookup_for(&call, name, true);
 		if (fresh && keys_lock(&call, ACL_INSERT, RowExclusiveLock) &&
-			ledger_id_cached(&call, name, &id) &&
-			pg_class_aclcheck(ledger_tables(call.nspid)->ledger, GetUserId(),
-							  ACL_SELECT) == ACLCHECK_OK)
+			ledger_id_usable(&call, name, &id))
 		{
 			/*
 			 * See ledger_id_cached: the lock came first.  The statement
@@ -1239,15 +1269,9 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 		{
 			pgi_spi_run_plan(&plan_record, call.nspid, values, nulls, false, 0,
 							 SPI_OK_INSERT_RETURNING);
+			ledger_id_remember_returned(&call, name);
 			if (SPI_processed > 0)
 			{
-				bool		isnull;
-
-				if (fresh)
-					ledger_id_remember(&call, name,
-									   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-																   SPI_tuptable->tupdesc,
-																   1, &isnull)));
 				result = true;
 				break;
 			}
@@ -1550,9 +1574,7 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	values[6] = statuses_moved_to(LE_COMPLETE, false, LS_DONE);
 
 	SPI_connect();
-	if (ledger_id_cached(&call, name, &id) &&
-		pg_class_aclcheck(ledger_tables(call.nspid)->ledger, GetUserId(),
-						  ACL_SELECT) == ACLCHECK_OK)
+	if (ledger_id_usable(&call, name, &id))
 	{
 		/*
 		 * A remembered id is only a shortcut here: the ledger dropped since
@@ -1570,16 +1592,7 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	{
 		pgi_spi_run_plan(&plan_complete, call.nspid, values, nulls, false, 0,
 						 SPI_OK_UPDATE_RETURNING);
-		/* as ledger_record's: the key lock came before the snapshot */
-		if (SPI_processed > 0 && !IsolationUsesXactSnapshot())
-		{
-			bool		isnull;
-
-			ledger_id_remember(&call, name,
-							   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc,
-														   1, &isnull)));
-		}
+		ledger_id_remember_returned(&call, name);
 	}
 	if (SPI_processed > 0)
 		result = true;
