@@ -6,6 +6,7 @@
 #   make bench             benchmarks on a throwaway cluster (prints ratios to raw SQL)
 #   make fuzz              random calls (and sqlsmith) for FUZZ_SECONDS; fails on a crash
 #   make test-valgrind     the pg_regress suite under valgrind memcheck
+#   make test-versions     make test in a Debian chroot per release: 15, 17, 18
 
 # pg_idempotent, and pg_idempotent_tap (pgTAP assertions, SQL only)
 EXTENSION = pg_idempotent pg_idempotent_tap
@@ -35,14 +36,14 @@ else
 # No server headers yet (a fresh machine): only the bootstrapping targets work.
 all:
 	@echo "PostgreSQL server headers not found: run 'make test' or 'make demo' (they install them)," >&2
-	@echo "or install postgresql-server-dev-15 and run make again." >&2
+	@echo "or install your server's postgresql-server-dev-NN and run make again." >&2
 	@exit 1
 endif
 
 # PGXS tracks no header dependencies: rebuild every object when one changes
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: deps test demo bench fuzz test-valgrind
+.PHONY: deps test demo bench fuzz test-valgrind test-versions
 
 deps:
 	test/deps
@@ -72,3 +73,6 @@ test-valgrind: deps
 	$(MAKE) all
 	$(MAKE) install
 	test/valgrind/run
+
+test-versions:
+	test/versions

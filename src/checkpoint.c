@@ -56,9 +56,10 @@ advance(FunctionCallInfo fcinfo, bool with_fingerprint)
 	int64		position;
 	bytea	   *fingerprint = NULL;
 	Datum		values[4];
-	char		nulls[4] = "    ";
+	char		nulls[4];
 	bool		advanced;
 
+	memset(nulls, ' ', sizeof(nulls));
 	pgi_require_arg(fcinfo, 0, "name");
 	pgi_require_arg(fcinfo, 1, "position");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));

@@ -57,6 +57,7 @@
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "pg_idempotent.h"
 
 /*
@@ -1043,7 +1044,7 @@ pgi_encode_value(StringInfo buf, Datum value, bool isnull, Oid typid)
 static EVP_MD *sha256_md = NULL;
 static EVP_MD_CTX *sha256_ctx = NULL;
 
-static void sha256_error(const char *call) pg_attribute_noreturn();
+pg_noreturn static void sha256_error(const char *call);
 
 /* Report a failed OpenSSL call; none of them is expected to fail. */
 static void

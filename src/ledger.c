@@ -1219,9 +1219,10 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 	char	   *key = text_arg(fcinfo, 1, "key");
 	bytea	   *fingerprint = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
 	Datum		values[5];
-	char		nulls[5] = "     ";
+	char		nulls[5];
 	bool		result = false;
 
+	memset(nulls, ' ', sizeof(nulls));
 	call_init(&call, fcinfo);
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
@@ -1300,8 +1301,9 @@ insert_keys(LedgerCall *call, ArrayType *keys, LedgerEvent event)
 {
 	LedgerStatus to = transitions[event][LS_ABSENT].to;
 	Datum		values[5];
-	char		nulls[5] = "     ";
+	char		nulls[5];
 
+	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int32GetDatum(call->id);
 	values[1] = PointerGetDatum(keys);
 	values[2] = status_text(to);
@@ -1383,8 +1385,9 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 	Datum		out[4];
 	bool		outnull[4] = {false, false, false, true};
 	Datum		values[6];
-	char		nulls[6] = "      ";
+	char		nulls[6];
 
+	memset(nulls, ' ', sizeof(nulls));
 	call_init(&call, fcinfo);
 	SPI_connect();
 	ledger_lookup_for(&call, name, true);
@@ -1555,12 +1558,13 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	char	   *key = text_arg(fcinfo, 1, "key");
 	int64		token;
 	Datum		values[7];
-	char		nulls[7] = "       ";
+	char		nulls[7];
 	bool		result = false;
 	LedgerKey	k;
 	LedgerDecision d;
 	int32		id;
 
+	memset(nulls, ' ', sizeof(nulls));
 	pgi_require_arg(fcinfo, 2, "token");
 	token = PG_GETARG_INT64(2);
 	call_init(&call, fcinfo);
@@ -1657,10 +1661,11 @@ pgi_ledger_complete_batch(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	Datum		values[7];
-	char		nulls[7] = "       ";
+	char		nulls[7];
 	bool		again;
 	uint64		i;
 
+	memset(nulls, ' ', sizeof(nulls));
 	require_same_length(keys, tokens, "tokens");
 	if (!PG_ARGISNULL(3))
 	{

@@ -31,6 +31,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "pg_idempotent.h"
 
 PG_FUNCTION_INFO_V1(pgi_run_time);
@@ -88,7 +89,7 @@ parse_run_time(const char *str, TimestampTz *result)
 	PG_TRY();
 	{
 		session_timezone = utc;
-		dterr = DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz);
+		dterr = pgi_decode_datetime(field, ftype, nf, &dtype, &tm, &fsec, &tz);
 	}
 	PG_FINALLY();
 	{
@@ -143,8 +144,8 @@ check_run_time(char **newval, void **extra, GucSource source)
 		GUC_check_errhint("Use a timestamp such as 2025-01-15 00:00:00+00; one without a time zone is taken as UTC.");
 		return false;
 	}
-	/* GUC extras are freed with free(), so they come from malloc() */
-	kept = malloc(sizeof(TimestampTz));
+	/* the GUC machinery frees it: allocate as it expects to free */
+	kept = pgi_guc_extra_alloc(sizeof(TimestampTz));
 	if (kept == NULL)
 		return false;
 	*kept = value;

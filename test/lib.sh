@@ -6,7 +6,10 @@
 #
 # After cluster_start, PGHOST, PGPORT, PGUSER and PGDATABASE point at it.
 
-PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+# PG_CONFIG (as make takes it) picks the server; else the pg_config on PATH
+PG_CONFIG=${PG_CONFIG:-pg_config}
+PGBIN=$("$PG_CONFIG" --bindir)
+export PG_CONFIG PGBIN
 export PATH="$PGBIN:$PATH"
 
 cluster_start() {
