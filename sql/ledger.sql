@@ -167,6 +167,29 @@ SELECT count(*) FROM ledger_record_batch('big', ARRAY(SELECT 'k' || g FROM gener
 SELECT ledger_enqueue('big', ARRAY(SELECT 'e' || g FROM generate_series(1, 5000) g));
 ANALYZE pgi_ledger_key;
 SET plan_cache_mode = force_generic_plan;
+-- a plan's shape: its nodes, the tables and the indexes they use, without
+-- the conditions' text (which the server prints differently from one major
+-- to the next)
+CREATE FUNCTION pg_temp.plan_shape(node json, depth int DEFAULT 0) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+	child json;
+BEGIN
+	RETURN NEXT repeat('  ', depth) || (node->>'Node Type')
+		|| coalesce(' (' || (node->>'Parent Relationship') || ')', '')
+		|| coalesce(' on ' || (node->>'Relation Name'), '')
+		|| coalesce(' using ' || (node->>'Index Name'), '');
+	FOR child IN SELECT json_array_elements(node->'Plans') LOOP
+		RETURN QUERY SELECT pg_temp.plan_shape(child, depth + 1);
+	END LOOP;
+END $$;
+CREATE FUNCTION pg_temp.explain(stmt text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	plan json;
+BEGIN
+	EXECUTE 'EXPLAIN (COSTS OFF, FORMAT JSON) ' || stmt INTO plan;
+	RETURN QUERY SELECT pg_temp.plan_shape(plan->0->'Plan');
+END $$;
 PREPARE next(int, bigint, timestamptz) AS
 	WITH c AS (SELECT k.key FROM pgi_ledger_key k
 		WHERE k.ledger_id = $1 AND k.available_at <= $3
@@ -174,15 +197,15 @@ PREPARE next(int, bigint, timestamptz) AS
 		ORDER BY k.available_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 	UPDATE pgi_ledger_key k SET attempts = k.attempts + 1
 	WHERE k.ledger_id = $1 AND k.key = ANY (ARRAY(SELECT c.key FROM c));
-EXPLAIN (COSTS OFF) EXECUTE next(3, 10, now());
+SELECT pg_temp.explain($$EXECUTE next(3, 10, now())$$);
 PREPARE prune(int, timestamptz, bigint) AS
 	SELECT k.key FROM pgi_ledger_key k
 	WHERE k.ledger_id = $1 AND k.status = ANY ('{done,dead}'::text[])
 	AND k.updated_at < $2 ORDER BY k.updated_at LIMIT $3 FOR UPDATE SKIP LOCKED;
-EXPLAIN (COSTS OFF) EXECUTE prune(3, now(), 10);
+SELECT pg_temp.explain($$EXECUTE prune(3, now(), 10)$$);
 PREPARE status(int, text) AS
 	SELECT status FROM pgi_ledger_key WHERE ledger_id = $1 AND key = ($2 COLLATE "C");
-EXPLAIN (COSTS OFF) EXECUTE status(3, 'k1');
+SELECT pg_temp.explain($$EXECUTE status(3, 'k1')$$);
 -- ledger_complete_batch: a nested loop over the sorted arrays, one index lookup per key
 PREPARE complete_batch(text, text[], bigint[], jsonb[]) AS
 	UPDATE pgi_ledger_key k SET status = 'done', result = b.result
@@ -190,7 +213,7 @@ PREPARE complete_batch(text, text[], bigint[], jsonb[]) AS
 		FROM ROWS FROM (unnest($2), unnest($3), unnest($4)) AS a(key, token, result) ORDER BY 1) b
 	WHERE k.ledger_id = (SELECT l.id FROM pgi_ledger l WHERE l.name = ($1 COLLATE "C"))
 	AND k.key = b.key AND k.token = b.token AND k.status = ANY ('{processing}');
-EXPLAIN (COSTS OFF) EXECUTE complete_batch('big', '{k1}', '{1}', NULL);
+SELECT pg_temp.explain($$EXECUTE complete_batch('big', '{k1}', '{1}', NULL)$$);
 RESET plan_cache_mode;
 
 -- The README's consumer loop: exactly-once under redelivery.  Each message's

@@ -149,7 +149,16 @@ CREATE FUNCTION pg_temp.describe(leaf regclass) RETURNS SETOF text LANGUAGE sql 
 		|| coalesce(' attached to ' || (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = i.indexrelid), '')
 	FROM pg_index i WHERE i.indrelid = leaf
 	UNION ALL
-	SELECT 'owner ' || pg_get_userbyid(relowner) || ', acl ' || coalesce(relacl::text, 'default')
+	SELECT 'owner ' || pg_get_userbyid(relowner) || ', acl ' || coalesce((
+			-- what the grants add to or take from the owner's default (which
+			-- differs between majors: 17 added MAINTAIN)
+			SELECT string_agg(g, ' ' ORDER BY g) FROM (
+				(SELECT '+' || e.grantee::regrole || ':' || e.privilege_type || '/' || e.grantor::regrole FROM aclexplode(relacl) e
+				 EXCEPT SELECT '+' || e.grantee::regrole || ':' || e.privilege_type || '/' || e.grantor::regrole FROM aclexplode(acldefault('r', relowner)) e)
+				UNION ALL
+				(SELECT '-' || e.grantee::regrole || ':' || e.privilege_type || '/' || e.grantor::regrole FROM aclexplode(acldefault('r', relowner)) e
+				 EXCEPT SELECT '-' || e.grantee::regrole || ':' || e.privilege_type || '/' || e.grantor::regrole FROM aclexplode(relacl) e)) d(g)
+			WHERE relacl IS NOT NULL), 'default')
 		|| ', rls ' || relrowsecurity || ', force rls ' || relforcerowsecurity
 		|| ', options ' || coalesce(reloptions::text, 'none')
 		|| ', comment ' || coalesce(obj_description(oid, 'pg_class'), 'none')

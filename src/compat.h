@@ -13,7 +13,9 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "utils/datetime.h"
+#include "utils/elog.h"
 #include "utils/guc.h"
 
 /*
@@ -38,7 +40,35 @@ pgi_decode_datetime(char **field, int *ftype, int nf, int *dtype,
 
 	return DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz, &extra);
 #else
-	return DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz);
+
+	/*
+	 * Up to 15 an unknown time zone name is an ERROR thrown from inside the
+	 * decoder; 16 returns it as a code like any other bad field.  Answer as
+	 * 16 does, so a GUC check hook can refuse the value instead of throwing.
+	 * The decoder only computes, so nothing needs cleaning up after it.
+	 */
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int dterr = 0;
+
+	PG_TRY();
+	{
+		dterr = DecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		/* only the unknown zone; a cancel or out of memory goes on up */
+		if (edata->sqlerrcode != ERRCODE_INVALID_PARAMETER_VALUE)
+			PG_RE_THROW();
+		FreeErrorData(edata);
+		FlushErrorState();
+		dterr = DTERR_BAD_FORMAT;
+	}
+	PG_END_TRY();
+	return dterr;
 #endif
 }
 
@@ -57,6 +87,17 @@ pgi_guc_extra_alloc(size_t size)
 	return guc_malloc(LOG, size);
 #else
 	return malloc(size);
+#endif
+}
+
+/* Whether an interval is finite: 17 added infinite intervals. */
+static inline bool
+pgi_interval_is_finite(const Interval *iv)
+{
+#if PG_VERSION_NUM >= 170000
+	return !INTERVAL_NOT_FINITE(iv);
+#else
+	return true;
 #endif
 }
 

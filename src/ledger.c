@@ -70,6 +70,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "pg_idempotent.h"
 
 PG_FUNCTION_INFO_V1(pgi_ledger_create);
@@ -914,12 +915,24 @@ time_minus(TimestampTz t, Interval *iv)
 												   IntervalPGetDatum(iv)));
 }
 
-/* 22023 unless the interval argument is at least zero */
+/*
+ * 22023 unless the interval argument is finite and at least zero.  An
+ * infinite interval (17 and later have them) would put a lease's end, a
+ * retry or a pruning horizon at the end or start of time: a key that is
+ * never retried or never pruned, with nothing to say so.
+ */
 static void
 require_nonnegative(Interval *iv, const char *argname)
 {
 	Interval	zero;
 
+	if (!pgi_interval_is_finite(iv))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must be finite", argname),
+				 errdetail("It is %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(iv))))));
 	memset(&zero, 0, sizeof(zero));
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
 										  IntervalPGetDatum(iv),
@@ -1428,8 +1441,9 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 		if (d.outcome == LO_MOVE && d.to == LS_DEAD)
 		{
 			Datum		v[5];
-			char		vn[5] = "     ";
+			char		vn[5];
 
+			memset(vn, ' ', sizeof(vn));
 			v[0] = Int32GetDatum(call.id);
 			v[1] = values[1];
 			v[2] = status_text(LS_DEAD);
@@ -1611,8 +1625,9 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 			{
 				/* moved to a legal state the fast path did not cover */
 				Datum		v[7];
-				char		vn[7] = "       ";
+				char		vn[7];
 
+				memset(vn, ' ', sizeof(vn));
 				v[0] = Int32GetDatum(call.id);
 				v[1] = values[1];
 				v[2] = status_text(d.to);
@@ -1758,8 +1773,9 @@ pgi_ledger_fail(PG_FUNCTION_ARGS)
 		if (d.outcome == LO_MOVE)
 		{
 			Datum		v[7];
-			char		vn[7] = "       ";
+			char		vn[7];
 
+			memset(vn, ' ', sizeof(vn));
 			v[0] = Int32GetDatum(call.id);
 			v[1] = CStringGetTextDatum(key);
 			v[2] = status_text(d.to);
