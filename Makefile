@@ -69,7 +69,8 @@ fuzz:
 	$(MAKE) install
 	test/fuzz/run
 
-test-valgrind: deps
+test-valgrind:
+	test/deps valgrind
 	$(MAKE) all
 	$(MAKE) install
 	test/valgrind/run

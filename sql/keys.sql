@@ -33,7 +33,7 @@ SET LOCAL search_path = pg_catalog, pg_temp, public;
 SELECT * FROM pg_temp.vector_mismatches();
 ROLLBACK;
 
--- The algorithm from first principles (README.md, "Keys and fingerprints"):
+-- The algorithm from first principles (docs/keys-and-fingerprints.md):
 -- SHA-256 of the domain string, the argument count and each argument's
 -- tagged encoding; the first 16 bytes with version 8 and variant 10.
 CREATE FUNCTION pg_temp.spelled_key(body bytea) RETURNS uuid LANGUAGE sql AS

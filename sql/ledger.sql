@@ -216,7 +216,7 @@ PREPARE complete_batch(text, text[], bigint[], jsonb[]) AS
 SELECT pg_temp.explain($$EXECUTE complete_batch('big', '{k1}', '{1}', NULL)$$);
 RESET plan_cache_mode;
 
--- The README's consumer loop: exactly-once under redelivery.  Each message's
+-- The consumer loop of docs/ledger.md: exactly-once under redelivery.  Each message's
 -- effect and its ledger record commit together; a redelivered message (or
 -- the whole inbox replayed) changes nothing.
 SELECT ledger_create('payments');

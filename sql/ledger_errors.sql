@@ -129,7 +129,7 @@ SELECT pg_temp.err($$SELECT checkpoint_advance('c', 1)$$);
 SELECT pg_temp.err($$SELECT checkpoint_get('c')$$);
 RESET ROLE;
 SELECT ledger_enqueue('e', ARRAY['for-worker']);
--- what README says a worker needs: use ledgers, not create or drop them
+-- what docs/security.md says a worker needs: use ledgers, not create or drop them
 GRANT SELECT ON pgi_ledger TO regress_ledger_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON pgi_ledger_key TO regress_ledger_worker;
 GRANT USAGE ON SEQUENCE pgi_ledger_token_seq TO regress_ledger_worker;

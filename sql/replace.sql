@@ -143,7 +143,9 @@ CREATE FUNCTION pg_temp.describe(leaf regclass) RETURNS SETOF text LANGUAGE sql 
 	WHERE a.attrelid = leaf AND a.attnum > 0 AND NOT a.attisdropped
 	UNION ALL
 	SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid)
-	FROM pg_constraint WHERE conrelid = leaf
+	-- not-null constraints show on their columns (18 also lists them here;
+	-- their names are compared apart, below)
+	FROM pg_constraint WHERE conrelid = leaf AND contype <> 'n'
 	UNION ALL
 	SELECT 'index ' || i.indexrelid::regclass || ' ' || regexp_replace(pg_get_indexdef(i.indexrelid), ' ON \S+', '')
 		|| coalesce(' attached to ' || (SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = i.indexrelid), '')
@@ -186,6 +188,8 @@ ALTER TABLE daily_sales_0101 ENABLE ROW LEVEL SECURITY;
 CREATE POLICY big_stores ON daily_sales_0101 FOR SELECT TO regress_pgi_reader USING (store_id > 2);
 COMMENT ON TABLE daily_sales_0101 IS 'first day';
 CREATE TEMP TABLE described AS SELECT * FROM pg_temp.describe('daily_sales_0101') AS line;
+CREATE TEMP TABLE not_null_names AS
+	SELECT conname FROM pg_constraint WHERE conrelid = 'daily_sales_0101'::regclass AND contype = 'n';
 SELECT 'daily_sales_0101'::regclass::oid AS old_oid \gset
 
 CREATE TABLE stage_0101 AS SELECT day, store_id, amount + 1 AS amount, note FROM daily_sales WHERE day = '2025-01-01';
@@ -196,6 +200,11 @@ SELECT * FROM pg_temp.describe('daily_sales_0101');
 -- the same description as before, line for line
 (SELECT * FROM pg_temp.describe('daily_sales_0101') EXCEPT SELECT line FROM described)
 UNION ALL (SELECT line FROM described EXCEPT SELECT * FROM pg_temp.describe('daily_sales_0101'));
+-- and the same not-null constraint names (18 catalogs them; none before 18)
+(SELECT conname FROM pg_constraint WHERE conrelid = 'daily_sales_0101'::regclass AND contype = 'n'
+ EXCEPT SELECT conname FROM not_null_names)
+UNION ALL (SELECT conname FROM not_null_names
+ EXCEPT SELECT conname FROM pg_constraint WHERE conrelid = 'daily_sales_0101'::regclass AND contype = 'n');
 -- nothing is left behind, and the parent's indexes are all valid
 SELECT count(*) AS leftovers FROM pg_class WHERE relname LIKE 'pgi_swap_%';
 SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -370,7 +379,7 @@ SET client_min_messages = warning;
 DROP SCHEMA evil_replace CASCADE;
 RESET client_min_messages;
 
--- the daily_sales example of README.md ("Replacing a slice"), run ten times: every run
+-- the daily_sales example of docs/replace.md, run ten times: every run
 -- leaves the same table
 CREATE TABLE fingerprints (run int, fp text);
 CREATE TABLE daily_sales_stage ();

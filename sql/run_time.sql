@@ -74,3 +74,10 @@ SELECT pg_temp.err($$SELECT assert_idempotent(
 	'DELETE FROM loaded_clock; INSERT INTO loaded_clock (id) SELECT g FROM generate_series(1, 5) g',
 	'loaded_clock')$$);
 RESET pg_idempotent.run_time;
+
+-- the module reserves its prefix: a mistyped setting is an error, not a
+-- placeholder that silently leaves run_time() unset
+SELECT pg_temp.err($$SET pg_idempotent.runtime = '2025-01-15 00:00:00+00'$$);
+SELECT pg_temp.err($$SELECT set_config('pg_idempotent.run_tme', '2025-01-15', false)$$);
+SELECT pg_temp.err($$SET pg_idempotent.run_time = '2025-01-15 00:00:00+00'$$);
+RESET pg_idempotent.run_time;

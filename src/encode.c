@@ -7,7 +7,7 @@
  * Keys built from this encoding are stored in generated columns and unique
  * indexes, so the encoding is a promise: the same value must encode to the
  * same bytes in every session, on every platform and in every future
- * version.  README.md ("Keys and fingerprints") describes it byte by byte and
+ * version.  docs/keys-and-fingerprints.md describes it byte by byte and
  * test/vectors/idempotent_key.csv pins it; a change here that alters any
  * byte is a new version of the algorithm, never a fix.
  *

@@ -8,7 +8,7 @@
  * Keys end up in generated columns and unique indexes, so the function must
  * stay IMMUTABLE in the strongest sense: the same arguments give the same
  * key in every session, on every platform and in every later version.
- * README.md ("Keys and fingerprints") is the specification and
+ * docs/keys-and-fingerprints.md is the specification and
  * test/vectors/idempotent_key.csv pins it.
  *
  * The argument types of a call site never change, so their encoders are

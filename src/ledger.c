@@ -1063,36 +1063,18 @@ require_same_length(ArrayType *keys, ArrayType *arr, const char *argname)
 						   nkeys, argname, n)));
 }
 
-/* Set up materialize mode for a set-returning function. */
+/*
+ * Set up materialize mode for a set-returning function: a composite result
+ * or SETOF text, whose descriptor the executor passes as the expected one.
+ */
 static Tuplestorestate *
 srf_begin(FunctionCallInfo fcinfo, TupleDesc *desc)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext oldcxt;
-	TupleDesc	tupdesc;
-	Tuplestorestate *store;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("set-valued function called in context that cannot accept a set")));
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) == TYPEFUNC_COMPOSITE)
-		tupdesc = CreateTupleDescCopy(tupdesc);
-	else
-	{
-		/* SETOF text */
-		tupdesc = CreateTemplateTupleDesc(1);
-		TupleDescInitEntry(tupdesc, (AttrNumber) 1, "key", TEXTOID, -1, 0);
-	}
-	store = tuplestore_begin_heap(false, false, work_mem);
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = tupdesc;
-	MemoryContextSwitchTo(oldcxt);
-	*desc = tupdesc;
-	return store;
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	*desc = rsinfo->setDesc;
+	return rsinfo->setResult;
 }
 
 /* ----------------------------------------------------------------

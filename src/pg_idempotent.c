@@ -5,15 +5,18 @@
  *
  * The operations live one per file (upsert.c, keys.c, fingerprint.c, ...)
  * over the shared layer in relation.c and sqlbuild.c; this file declares the
- * module and asks each capability that has settings to define them.  No
- * other state is kept across calls: every operation resolves what it needs
- * from the catalogs inside the caller's transaction.
+ * module and asks each capability that has settings to define them.  Most
+ * operations keep no state across calls and resolve what they need from the
+ * catalogs inside the caller's transaction; the ledger and checkpoints keep
+ * prepared statements and the ledger tables' oids per backend (ledger.c,
+ * sqlbuild.c), forgotten when those tables change.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 
 #include "pg_idempotent.h"
 
@@ -28,4 +31,6 @@ _PG_init(void)
 	pgi_runtime_init();
 	pgi_progress_init();
 	pgi_replace_init();
+	/* a mistyped pg_idempotent.* setting is an error, not a placeholder */
+	MarkGUCPrefixReserved("pg_idempotent");
 }

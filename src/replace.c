@@ -389,7 +389,7 @@ append_target_slice(StringInfo buf, ReplacePlan *plan, const char *from)
  * exclusively: it waits for every replace of the table, and they for it.
  * Replaces by value of two different columns of one table are not
  * serialized against each other (advisory locks cannot express "same
- * column shares, other columns conflict"); README says so.
+ * column shares, other columns conflict"); docs/replace.md says so.
  *
  * slicekey NULL means the table's key exclusively.
  */

@@ -14,7 +14,7 @@
         key => ARRAY[...]::text[], version_column => '...', on_duplicate => '...')
 
   so a retried or re-run model writes nothing for rows it already loaded
-  (README.md, "idempotent_upsert").
+  (docs/upsert.md, "idempotent_upsert").
 
   - key: from unique_key (a name or a list of names) when given; without one the
     function uses the target's primary key or its one unique index.  Either way

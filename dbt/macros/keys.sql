@@ -1,7 +1,7 @@
 {#-
   generate_idempotent_key(columns) -> idempotent_key("col1", "col2", ...)
 
-  A deterministic uuid from the named columns (README.md, "idempotent_key"):
+  A deterministic uuid from the named columns (docs/keys-and-fingerprints.md, "idempotent_key"):
   the same values give the same key in every session and on every run, so it
   can be a model's unique_key, or a generated column's expression.
 

@@ -3,7 +3,7 @@
 # upserts, or replaces a slice with, a small and a large batch must not grow
 # with the batch.
 #
-# For each size in MEMORY_ROWS (default "500000 2000000"; the README's
+# For each size in MEMORY_ROWS (default "500000 2000000"; docs/performance.md's
 # figures use "1000000 5000000") three upserts are measured, sampling
 # RssAnon every 20 ms: the first load into an empty table, a replay with
 # 10% of the rows changed, and an identical replay.  Then three replaces of
