@@ -99,6 +99,10 @@ extern void pgi_append_image_differs(StringInfo buf, const char *left,
 									 bool differs);
 extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
 
+/* the schema of the internal helpers the generated SQL calls by name */
+#define PGI_INTERNAL_SCHEMA "pgi_internal"
+extern char *pgi_internal_schema(Oid fn);
+
 typedef struct PgiParams
 {
 	int			nargs;

@@ -878,7 +878,8 @@ begin_settings(void)
 static void
 plan_open(ReplacePlan *plan, FunctionCallInfo fcinfo)
 {
-	plan->imagefn = quote_qualified_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)),
+	/* in a schema nobody else may create in: see pgi_internal_schema */
+	plan->imagefn = quote_qualified_identifier(pgi_internal_schema(fcinfo->flinfo->fn_oid),
 											   "_replace_image");
 	plan->target = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_WRITE, "target");
 	plan->source = pgi_relation_open(PG_GETARG_OID(1), PGI_REL_READ, "source");

@@ -20,8 +20,12 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -373,6 +377,39 @@ pgi_append_image_differs(StringInfo buf, const char *left, const char *right,
 	pgi_append_column_list(buf, right, cols, indexes);
 	appendStringInfoChar(buf, ')');
 	appendStringInfoChar(buf, ')');
+}
+
+/*
+ * The schema of the extension's internal helpers (_fingerprint_agg,
+ * _replace_image), which the SQL we build calls by name, not quoted.
+ *
+ * A call by name picks, among the functions of that name in the schema,
+ * the one whose argument types match best, and an overload with exactly
+ * the argument types of a call (a _fingerprint_agg of one table's row
+ * type, a _replace_image(date, int, int)) is preferred to ours, which take
+ * record and VARIADIC "any"; a cast to record does not help (the parser
+ * drops it), and an overload with a defaulted extra argument makes even an
+ * exact match ambiguous.  So the helpers live in pgi_internal, a schema the
+ * extension creates and nobody but its owner may create in, and this makes
+ * sure the schema of that name is the extension's own (a member of the
+ * extension that fn, the calling SQL function, belongs to) before SQL
+ * calls into it.  A database whose extension is still 0.1.0 has no such
+ * schema and keeps its helpers beside fn, where they were.
+ */
+char *
+pgi_internal_schema(Oid fn)
+{
+	Oid			ext = getExtensionOfObject(ProcedureRelationId, fn);
+	Oid			nsp = get_namespace_oid(PGI_INTERNAL_SCHEMA, true);
+	char	   *name;
+
+	if (OidIsValid(ext) && OidIsValid(nsp) &&
+		getExtensionOfObject(NamespaceRelationId, nsp) == ext)
+		return pstrdup(PGI_INTERNAL_SCHEMA);
+	name = get_namespace_name(get_func_namespace(fn));
+	if (name == NULL)
+		elog(ERROR, "cache lookup failed for the schema of function %u", fn);
+	return name;
 }
 
 /*
