@@ -17,6 +17,7 @@
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"
 #include "utils/array.h"
@@ -63,6 +64,8 @@ typedef enum PgiRelUse
 /* relation.c */
 extern PgiRelation *pgi_relation_open(Oid relid, PgiRelUse use,
 									  const char *argname);
+extern void pgi_relation_check(Oid relid, PgiRelUse use, AclMode also,
+							   const char *argname);
 extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
 extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
