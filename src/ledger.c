@@ -1395,6 +1395,8 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 	bytea	   *fingerprint = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
 	MemoryContext callcxt = CurrentMemoryContext;
 	const char *outstatus;
+	int64		token = 0;
+	int32		attempts = 0;
 	Datum		out[4];
 	bool		outnull[4] = {false, false, false, true};
 	Datum		values[6];
@@ -1429,9 +1431,10 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 			if (SPI_processed == 0)
 				continue;		/* inserted by another session meanwhile */
 			outstatus = "acquired";
-			out[1] = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 1, &isnull);
-			out[2] = Int32GetDatum(1);
+			token = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1,
+												&isnull));
+			attempts = 1;
 			break;
 		}
 
@@ -1454,18 +1457,22 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 							 SPI_OK_UPDATE);
 			outstatus = status_names[LS_DEAD];
 			outnull[1] = true;
-			out[1] = (Datum) 0;
-			out[2] = Int32GetDatum(k.attempts);
+			attempts = k.attempts;
 		}
 		else if (d.outcome == LO_MOVE)
 		{
 			pgi_spi_run_plan(&plan_update_claim, call.nspid, values, nulls,
 							 false, 0, SPI_OK_UPDATE_RETURNING);
+			if (SPI_processed != 1)
+				elog(ERROR, "the locked key \"%s\" of ledger \"%s\" was not updated",
+					 key, name);
 			outstatus = "acquired";
-			out[1] = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 1, &isnull);
-			out[2] = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 2, &isnull);
+			token = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1,
+												&isnull));
+			attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 2,
+												   &isnull));
 		}
 		else
 		{
@@ -1474,8 +1481,7 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 			outstatus = (d.outcome == LO_REFUSE) ? "busy" :
 				status_names[k.status];
 			outnull[1] = true;
-			out[1] = (Datum) 0;
-			out[2] = Int32GetDatum(k.attempts);
+			attempts = k.attempts;
 			if (k.status == LS_DONE && k.has_result)
 			{
 				spicxt = MemoryContextSwitchTo(callcxt);
@@ -1487,7 +1493,14 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 		break;
 	}
 	SPI_finish();
+
+	/*
+	 * The Datums are made only now: a token read as a Datum would point
+	 * into the SPI result where int8 is passed by reference.
+	 */
 	out[0] = CStringGetTextDatum(outstatus);
+	out[1] = Int64GetDatum(token);
+	out[2] = Int32GetDatum(attempts);
 	pgi_return_row(fcinfo, out, outnull);
 	return (Datum) 0;
 }

@@ -466,7 +466,7 @@ check_source(ReplacePlan *plan)
 
 	initStringInfo(&q);
 	if (plan->kind == 't')
-		appendStringInfo(&q, "SELECT pg_catalog.count(*), 0 FROM (%s) s", plan->sel);
+		appendStringInfo(&q, "SELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM (%s) s", plan->sel);
 	else
 		appendStringInfo(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE (%s) IS NOT TRUE) FROM (%s) s",
 						 plan->pred, plan->sel);

@@ -26,6 +26,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -458,12 +459,24 @@ pgi_spi_run(const char *sql, const PgiParams *params, bool read_only,
 	return spi_result(ret, expected, sql);
 }
 
+/*
+ * A bigint column of the last result, 0 when NULL.  The column must be a
+ * bigint: an int4 read as an int8 only happens to work where int8 is passed
+ * by value (on 32-bit builds it is a pointer, and an int4 Datum is not),
+ * so a statement that says "0" where it means "0::pg_catalog.int8" is an
+ * internal error here on every platform, not a crash on some.  The value
+ * is returned, not the Datum, so it outlives SPI_finish.
+ */
 int64
 pgi_spi_int8(int row, int col)
 {
 	bool		isnull;
 	Datum		d;
+	Oid			typid = SPI_gettypeid(SPI_tuptable->tupdesc, col);
 
+	if (typid != INT8OID)
+		elog(ERROR, "column %d of the result is of type %s, not bigint",
+			 col, format_type_be(typid));
 	d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
 					  &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
