@@ -814,6 +814,14 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 	{
 		if (st != NULL)
 			pgi_swap_check(plan->target, st);
+		if (mode == MODE_SWAP && st != NULL && st->refusal != NULL &&
+			st->refusal_code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot replace this slice of \"%s\" by swapping a partition",
+							plan->target->displayname),
+					 errdetail("%s", st->refusal),
+					 errhint("Use mode => 'diff' or mode => 'delete_insert', which write through the table's triggers and row-level security.")));
 		if (mode == MODE_SWAP && (st == NULL || st->refusal != NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
