@@ -126,7 +126,7 @@ SELECT pg_temp.err($$SELECT assert_idempotent(NULL, 'tgt')$$);
 SELECT pg_temp.err($$SELECT assert_idempotent('SELECT 1', NULL::regclass)$$);
 SELECT pg_temp.err($$SELECT assert_idempotent('SELECT 1', VARIADIC NULL::regclass[])$$);
 SELECT pg_temp.err($$SELECT assert_idempotent('SELECT 1', 'tgt', NULL)$$);
-SELECT pg_temp.err($$SELECT _fingerprint_agg(NULL::record) IS NOT NULL$$);
+SELECT pg_temp.err($$SELECT pgi_internal._fingerprint_agg(NULL::record) IS NOT NULL$$);
 -- run_time unset, and "unset" spelled every way
 SELECT pg_temp.err($$SELECT run_time()$$);
 SELECT pg_temp.err($$SELECT run_date()$$);

@@ -123,6 +123,18 @@ CREATE TYPE key_mood AS ENUM ('sad', 'happy');
 SELECT idempotent_key('happy'::key_mood) = idempotent_key('happy'::key_mood) AS same_label,
        idempotent_key('happy'::key_mood) = idempotent_key('sad'::key_mood) AS other_label,
        idempotent_key('happy'::key_mood) = idempotent_key('happy'::text) AS enum_vs_text;
+-- A documented limit: the names are part of the key, so renaming the
+-- type, its schema or a label changes the keys of its values (keys stored
+-- before the rename keep the old ones).  The same holds for every type
+-- outside pg_catalog, which is tagged with its schema and name.
+SELECT idempotent_key('happy'::key_mood) AS happy_key \gset
+ALTER TYPE key_mood RENAME TO key_mood_renamed;
+SELECT idempotent_key('happy'::key_mood_renamed) = :'happy_key' AS same_after_type_rename;
+ALTER TYPE key_mood_renamed RENAME VALUE 'happy' TO 'glad';
+SELECT idempotent_key('glad'::key_mood_renamed) = :'happy_key' AS same_after_label_rename;
+ALTER TYPE key_mood_renamed RENAME VALUE 'glad' TO 'happy';
+ALTER TYPE key_mood_renamed RENAME TO key_mood;
+SELECT idempotent_key('happy'::key_mood) = :'happy_key' AS same_when_named_back;
 
 -- Types without a family of their own use their binary send output, which
 -- does not depend on client_encoding either.

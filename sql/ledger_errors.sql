@@ -165,6 +165,43 @@ UPDATE pgi_ledger_key SET status = 'bogus' WHERE key = 'seen' AND ledger_id = (S
 SELECT pg_temp.err($$SELECT ledger_status('e', 'seen')$$);
 UPDATE pgi_ledger_key SET status = 'done' WHERE key = 'seen' AND ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'e');
 
+-- row-level security on pgi_ledger_key that lets a role insert keys but
+-- hides some from it (here: keys older than 2020): recording or claiming a
+-- hidden key conflicts with a key the role cannot read.  Both calls fail
+-- with 42501, saying so, instead of inserting and reading again for ever
+-- (the statement_timeout stops them if they do)
+SELECT ledger_create('rls');
+SELECT ledger_record('rls', 'old-recorded'), ledger_record('rls', 'old-claimed');
+UPDATE pgi_ledger_key SET created_at = '2019-01-01 00:00+00'
+	WHERE ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'rls');
+CREATE ROLE regress_ledger_hidden;
+GRANT SELECT ON pgi_ledger TO regress_ledger_hidden;
+GRANT SELECT, INSERT, UPDATE ON pgi_ledger_key TO regress_ledger_hidden;
+GRANT USAGE ON SEQUENCE pgi_ledger_token_seq TO regress_ledger_hidden;
+ALTER TABLE pgi_ledger_key ENABLE ROW LEVEL SECURITY;
+CREATE POLICY regress_ledger_insert ON pgi_ledger_key FOR INSERT WITH CHECK (true);
+CREATE POLICY regress_ledger_read ON pgi_ledger_key FOR SELECT USING (created_at > '2020-01-01 00:00+00');
+CREATE POLICY regress_ledger_update ON pgi_ledger_key FOR UPDATE USING (true);
+SET ROLE regress_ledger_hidden;
+SET statement_timeout = '2s';
+SELECT pg_temp.err($$SELECT ledger_record('rls', 'old-recorded')$$);
+SELECT pg_temp.err($$SELECT ledger_claim('rls', 'old-claimed')$$);
+-- keys it may read work as ever
+SELECT ledger_record('rls', 'open'), ledger_record('rls', 'open');
+SELECT status, attempts FROM ledger_claim('rls', 'open-claimed');
+RESET statement_timeout;
+RESET ROLE;
+DROP POLICY regress_ledger_insert ON pgi_ledger_key;
+DROP POLICY regress_ledger_read ON pgi_ledger_key;
+DROP POLICY regress_ledger_update ON pgi_ledger_key;
+ALTER TABLE pgi_ledger_key DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON pgi_ledger, pgi_ledger_key FROM regress_ledger_hidden;
+REVOKE ALL ON SEQUENCE pgi_ledger_token_seq FROM regress_ledger_hidden;
+DROP ROLE regress_ledger_hidden;
+SELECT key, status FROM pgi_ledger_key
+	WHERE ledger_id = (SELECT id FROM pgi_ledger WHERE name = 'rls') ORDER BY key;
+SELECT ledger_drop('rls');
+
 -- a hostile search_path changes nothing: look-alike tables and operators are ignored
 CREATE SCHEMA ledger_evil;
 CREATE TABLE ledger_evil.pgi_ledger_key (LIKE pgi_ledger_key);

@@ -45,3 +45,32 @@ LANGUAGE C VOLATILE ROWS 10;
 
 COMMENT ON FUNCTION ledger_complete_batch(pg_catalog.text, pg_catalog.text[], pg_catalog.int8[], pg_catalog.jsonb[]) IS
 'ledger_complete for many keys in one statement: the keys done by the tokens given';
+
+-- 3. Replacing a slice, 6. Proving idempotency: the internal helpers
+
+/*
+ * The SQL the extension builds at run time calls its helpers by name
+ * (_fingerprint_agg, _replace_image).  In the extension's own schema, a
+ * role that may create there (every role could, in public, up to
+ * PostgreSQL 14) could add an overload whose argument types match a call
+ * exactly, which PostgreSQL prefers to record and VARIADIC "any", and the
+ * next caller would run it; or one with a defaulted extra argument, which
+ * makes every call ambiguous.  So they live in a schema of their own,
+ * created here, owned by the role that installs the extension and writable
+ * by nobody else.  The extension checks that the schema is its own before
+ * calling into it.
+ */
+CREATE SCHEMA pgi_internal;
+
+COMMENT ON SCHEMA pgi_internal IS
+'internal helpers of pg_idempotent, called by the SQL it builds; only the extension creates objects here';
+
+GRANT USAGE ON SCHEMA pgi_internal TO PUBLIC;
+
+ALTER FUNCTION _fingerprint_accum(pg_catalog.internal, record) SET SCHEMA pgi_internal;
+ALTER FUNCTION _fingerprint_combine(pg_catalog.internal, pg_catalog.internal) SET SCHEMA pgi_internal;
+ALTER FUNCTION _fingerprint_serialize(pg_catalog.internal) SET SCHEMA pgi_internal;
+ALTER FUNCTION _fingerprint_deserialize(pg_catalog.bytea, pg_catalog.internal) SET SCHEMA pgi_internal;
+ALTER FUNCTION _fingerprint_final(pg_catalog.internal) SET SCHEMA pgi_internal;
+ALTER AGGREGATE _fingerprint_agg(record) SET SCHEMA pgi_internal;
+ALTER FUNCTION _replace_image("any") SET SCHEMA pgi_internal;

@@ -142,9 +142,31 @@ SET ROLE regress_pgi_nobody;
 SELECT pg_temp.err($$SELECT replace_partition('sales', 'src', 'day', date '2025-01-01', 'diff')$$);
 SELECT pg_temp.err($$SELECT replace_partition('sales', 'src', 'day', date '2025-01-01', 'swap')$$);
 RESET ROLE;
+-- a replace deletes from the slice: without DELETE on the target the
+-- call is refused before it takes any lock (see below)
+GRANT SELECT, INSERT ON sales TO regress_pgi_nobody;
+SET ROLE regress_pgi_nobody;
+SELECT pg_temp.err($$SELECT replace_partition('sales', 'src', 'day', date '2025-01-01', 'diff')$$);
+RESET ROLE;
+REVOKE ALL ON sales FROM regress_pgi_nobody;
 REVOKE ALL ON src FROM regress_pgi_nobody;
 REVOKE USAGE ON SCHEMA pgi_replace_errors FROM regress_pgi_nobody;
 DROP ROLE regress_pgi_nobody;
+
+-- the lock that serializes replaces of a slice is out of everyone else's
+-- reach: no advisory lock (which any role, and any application's own key,
+-- could take and hold), but object locks whose class is the extension,
+-- on the table (shared) and on the slice (exclusive).  Two sessions:
+-- test/isolation/specs/replace-lock-outsiders.spec.
+BEGIN;
+SELECT mode FROM replace_partition('sales', 'src', 'day', date '2025-01-01', 'diff');
+SELECT l.locktype, l.classid = x.oid AS extension_class,
+	l.objid = 'sales'::regclass::oid AS on_sales, l.objsubid = 0 AS table_key, l.mode
+FROM pg_locks l, pg_extension x
+WHERE x.extname = 'pg_idempotent' AND l.pid = pg_backend_pid()
+	AND (l.locktype = 'advisory' OR l.classid = x.oid)
+ORDER BY l.locktype, l.objsubid = 0 DESC, l.mode;
+ROLLBACK;
 SELECT table_fingerprint('sales') = :'fp' AS sales_unchanged;
 
 RESET search_path;

@@ -145,17 +145,26 @@ pgi_checkpoint_get(PG_FUNCTION_ARGS)
 	Oid			nspid = get_func_namespace(fcinfo->flinfo->fn_oid);
 	Datum		values[1];
 	bool		isnull = true;
-	Datum		d = (Datum) 0;
+	int64		position = 0;
 
 	pgi_require_arg(fcinfo, 0, "name");
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();
 	pgi_spi_run_plan(&plan_get, nspid, values, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed > 0)
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-						  &isnull);
+	{
+		/*
+		 * The value, not the Datum: where int8 is passed by reference the
+		 * Datum points into the result, which SPI_finish frees.
+		 */
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			position = DatumGetInt64(d);
+	}
 	SPI_finish();
 	if (isnull)
 		PG_RETURN_NULL();
-	PG_RETURN_DATUM(d);
+	PG_RETURN_INT64(position);
 }

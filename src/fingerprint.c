@@ -74,11 +74,11 @@ static inline uint64 fmix64(uint64 k);
 static inline uint64 load_le64(const unsigned char *p);
 static void murmur3_128(const unsigned char *data, size_t len, uint64 *out);
 static FpState *fp_state_create(MemoryContext mcxt);
-static char *fingerprint_relation(const PgiRelation *rel, Oid extschema,
+static char *fingerprint_relation(const PgiRelation *rel, const char *helpers,
 								  bool read_only, int64 *rows);
 static void run_statement(const char *statement);
 static char *fingerprint_after_run(PgiProgress *progress,
-								   const PgiRelation *rel, Oid extschema,
+								   const PgiRelation *rel, const char *helpers,
 								   int run);
 
 static inline uint64
@@ -374,27 +374,23 @@ pgi_fingerprint_final(PG_FUNCTION_ARGS)
  * reports: counting in the same scan costs next to nothing).  The caller
  * has connected to SPI.
  *
- * The aggregate is named with the extension's schema (extschema, the schema
- * of the calling SQL function, which the extension created beside it; PG15
- * does not export get_extension_schema), so a search_path that puts another
- * _fingerprint_agg first cannot stand in for it; the
- * relation is named by the quoted, qualified name pgi_relation_open gave.
- * "t.*" rather than "t" so that a column called t cannot be taken for the
- * whole row.
+ * The aggregate is named with the schema of the extension's helpers
+ * (helpers, from pgi_internal_schema), which nobody else may create in, so
+ * neither a search_path that puts another _fingerprint_agg first nor an
+ * overload for this relation's row type can stand in for it; the relation
+ * is named by the quoted, qualified name pgi_relation_open gave.  "t.*"
+ * rather than "t" so that a column called t cannot be taken for the whole
+ * row.
  */
 static char *
-fingerprint_relation(const PgiRelation *rel, Oid extschema, bool read_only,
-					 int64 *rows)
+fingerprint_relation(const PgiRelation *rel, const char *helpers,
+					 bool read_only, int64 *rows)
 {
-	char	   *nspname = get_namespace_name(extschema);
 	StringInfoData sql;
-
-	if (nspname == NULL)
-		elog(ERROR, "cache lookup failed for schema %u", extschema);
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s._fingerprint_agg(t.*), pg_catalog.count(*) FROM %s t",
-					 quote_identifier(nspname), rel->qualname);
+					 quote_identifier(helpers), rel->qualname);
 	pgi_spi_run(sql.data, NULL, read_only, 1, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		elog(ERROR, "fingerprint query returned " UINT64_FORMAT " rows",
@@ -408,7 +404,7 @@ Datum
 pgi_table_fingerprint(PG_FUNCTION_ARGS)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			extschema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	char	   *helpers = pgi_internal_schema(fcinfo->flinfo->fn_oid);
 	PgiRelation *rel;
 	PgiProgress progress;
 	char	   *fp;
@@ -422,7 +418,7 @@ pgi_table_fingerprint(PG_FUNCTION_ARGS)
 	SPI_connect();
 	/* STABLE: read with the calling query's snapshot, as PL/pgSQL would */
 	fp = MemoryContextStrdup(callercxt,
-							 fingerprint_relation(rel, extschema, true, &rows));
+							 fingerprint_relation(rel, helpers, true, &rows));
 	SPI_finish();
 	pgi_progress_rows(&progress, "fingerprinted", rows);
 
@@ -465,10 +461,10 @@ run_statement(const char *statement)
  */
 static char *
 fingerprint_after_run(PgiProgress *progress, const PgiRelation *rel,
-					  Oid extschema, int run)
+					  const char *helpers, int run)
 {
 	int64		rows;
-	char	   *fp = fingerprint_relation(rel, extschema, false, &rows);
+	char	   *fp = fingerprint_relation(rel, helpers, false, &rows);
 
 	pgi_progress_step(progress, "fingerprinted %s after run %d: %lld %s",
 					  rel->displayname, run, (long long) rows,
@@ -575,7 +571,7 @@ statement_reads_clock(const char *statement, List *raws)
 Datum
 pgi_assert_idempotent(PG_FUNCTION_ARGS)
 {
-	Oid			extschema = get_func_namespace(fcinfo->flinfo->fn_oid);
+	char	   *helpers = pgi_internal_schema(fcinfo->flinfo->fn_oid);
 	char	   *statement;
 	ArrayType  *tables;
 	Datum	   *relids;
@@ -652,7 +648,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	before = palloc0(sizeof(char *) * nrels);
 	for (i = 0; i < nrels; i++)
 		if (rels[i] != NULL)
-			before[i] = fingerprint_after_run(&progress, rels[i], extschema, 1);
+			before[i] = fingerprint_after_run(&progress, rels[i], helpers, 1);
 
 	run_statement(statement);
 	pgi_progress_step(&progress, "ran the statement a second time");
@@ -660,7 +656,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	{
 		if (rels[i] == NULL ||
 			strcmp(before[i], fingerprint_after_run(&progress, rels[i],
-													extschema, 2)) == 0)
+													helpers, 2)) == 0)
 			continue;
 		if (nchanged++ > 0)
 			appendStringInfoChar(&detail, '\n');

@@ -66,6 +66,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -899,6 +900,47 @@ key_read(LedgerCall *call, const char *key, bool lock, LedgerKey *k)
 	return true;
 }
 
+/*
+ * How many times ledger_record and ledger_claim insert a key and read it
+ * again before giving up.  Each round that finds nothing means the insert
+ * met a key that the read that followed did not see.  Under READ COMMITTED
+ * the read sees every key committed before it began, so that takes
+ * another transaction deleting the key in between (ledger_prune,
+ * ledger_drop), or inserting and committing it in between (a claim racing
+ * another claim: one round more); both are rare, and repeating them round
+ * after round rarer still.  Row-level security on pgi_ledger_key that
+ * hides the key from the caller does it every round.
+ */
+#define KEY_TRIES 10
+
+/*
+ * The error after KEY_TRIES rounds: 42501 when row-level security applies
+ * to the caller's reads of pgi_ledger_key (the likely cause), else 40001,
+ * which says to retry the transaction.
+ */
+pg_noreturn static void
+key_unreadable(LedgerCall *call, LedgerEvent event, const char *key)
+{
+	Oid			keys = ledger_tables(call->nspid)->keys;
+
+	if (check_enable_rls(keys, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("could not %s key \"%s\" of ledger \"%s\"",
+						event_verbs[event], key, call->name),
+				 errdetail("The key exists, but the row-level security policies of table \"%s\" do not let role \"%s\" read it.",
+						   get_rel_name(keys), GetUserNameFromId(GetUserId(), false)),
+				 errhint("Let every role that uses a ledger read all of its keys, or give each role ledgers of its own.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not %s key \"%s\" of ledger \"%s\"",
+					event_verbs[event], key, call->name),
+			 errdetail_plural("Inserting the key conflicted with an existing key %d time, and the key was gone when read: another transaction deleted it.",
+							  "Inserting the key conflicted with an existing key %d times, and each time the key was gone when read: other transactions keep deleting it.",
+							  KEY_TRIES, KEY_TRIES),
+			 errhint("Retry the transaction.")));
+}
+
 static TimestampTz
 time_plus(TimestampTz t, Interval *iv)
 {
@@ -1216,6 +1258,7 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	char		nulls[5];
 	bool		result = false;
+	int			tries;
 
 	memset(nulls, ' ', sizeof(nulls));
 	call_init(&call, fcinfo);
@@ -1227,13 +1270,15 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 	values[4] = TimestampTzGetDatum(call.now);
 
 	SPI_connect();
-	for (;;)
+	for (tries = 1;; tries++)
 	{
 		LedgerKey	k;
 		bool		fresh = !IsolationUsesXactSnapshot();
 		int32		id;
 
 		CHECK_FOR_INTERRUPTS();
+		if (tries > KEY_TRIES)
+			key_unreadable(&call, LE_RECORD, key);
 		if (!fresh)
 			ledger_lookup_for(&call, name, true);
 		if (fresh && keys_lock(&call, ACL_INSERT, RowExclusiveLock) &&
@@ -1280,7 +1325,7 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 									 name, key);
 			break;
 		}
-		/* pruned or rolled back between the two statements: try again */
+		/* deleted between the two statements (or hidden): try again */
 	}
 	SPI_finish();
 	PG_RETURN_BOOL(result);
@@ -1377,6 +1422,9 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 	bytea	   *fingerprint = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
 	MemoryContext callcxt = CurrentMemoryContext;
 	const char *outstatus;
+	int64		token = 0;
+	int32		attempts = 0;
+	int			tries;
 	Datum		out[4];
 	bool		outnull[4] = {false, false, false, true};
 	Datum		values[6];
@@ -1394,13 +1442,15 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 	nulls[4] = fingerprint ? ' ' : 'n';
 	values[5] = TimestampTzGetDatum(call.now);
 
-	for (;;)
+	for (tries = 1;; tries++)
 	{
 		LedgerKey	k;
 		LedgerDecision d;
 		bool		isnull;
 
 		CHECK_FOR_INTERRUPTS();
+		if (tries > KEY_TRIES)
+			key_unreadable(&call, LE_CLAIM, key);
 		if (!key_read(&call, key, true, &k))
 		{
 			d = ledger_transition(LE_CLAIM, LS_ABSENT, false, false, name, key);
@@ -1409,11 +1459,13 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 			pgi_spi_run_plan(&plan_insert_claim, call.nspid, values, nulls,
 							 false, 0, SPI_OK_INSERT_RETURNING);
 			if (SPI_processed == 0)
-				continue;		/* inserted by another session meanwhile */
+				continue;		/* inserted by another session meanwhile (or
+								 * hidden) */
 			outstatus = "acquired";
-			out[1] = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 1, &isnull);
-			out[2] = Int32GetDatum(1);
+			token = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1,
+												&isnull));
+			attempts = 1;
 			break;
 		}
 
@@ -1436,18 +1488,22 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 							 SPI_OK_UPDATE);
 			outstatus = status_names[LS_DEAD];
 			outnull[1] = true;
-			out[1] = (Datum) 0;
-			out[2] = Int32GetDatum(k.attempts);
+			attempts = k.attempts;
 		}
 		else if (d.outcome == LO_MOVE)
 		{
 			pgi_spi_run_plan(&plan_update_claim, call.nspid, values, nulls,
 							 false, 0, SPI_OK_UPDATE_RETURNING);
+			if (SPI_processed != 1)
+				elog(ERROR, "the locked key \"%s\" of ledger \"%s\" was not updated",
+					 key, name);
 			outstatus = "acquired";
-			out[1] = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 1, &isnull);
-			out[2] = SPI_getbinval(SPI_tuptable->vals[0],
-								   SPI_tuptable->tupdesc, 2, &isnull);
+			token = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1,
+												&isnull));
+			attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 2,
+												   &isnull));
 		}
 		else
 		{
@@ -1456,8 +1512,7 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 			outstatus = (d.outcome == LO_REFUSE) ? "busy" :
 				status_names[k.status];
 			outnull[1] = true;
-			out[1] = (Datum) 0;
-			out[2] = Int32GetDatum(k.attempts);
+			attempts = k.attempts;
 			if (k.status == LS_DONE && k.has_result)
 			{
 				spicxt = MemoryContextSwitchTo(callcxt);
@@ -1469,7 +1524,14 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 		break;
 	}
 	SPI_finish();
+
+	/*
+	 * The Datums are made only now: a token read as a Datum would point
+	 * into the SPI result where int8 is passed by reference.
+	 */
 	out[0] = CStringGetTextDatum(outstatus);
+	out[1] = Int64GetDatum(token);
+	out[2] = Int32GetDatum(attempts);
 	pgi_return_row(fcinfo, out, outnull);
 	return (Datum) 0;
 }

@@ -21,8 +21,10 @@
  *	   constraints, so they attach to the parent's primary key and unique
  *	   constraints); freeze the loaded rows (see freeze_new_leaf); add its
  *	   foreign keys NOT VALID and validate them (so
- *	   ATTACH adopts them instead of checking rows); copy owner, grants (table and column), row level
- *	   security flags and policies, replica identity and comment; ANALYZE;
+ *	   ATTACH adopts them instead of checking rows); copy owner, privileges
+ *	   (table and column ACLs as stored, whatever the caller's default
+ *	   privileges gave the new table), row level security flags and
+ *	   policies, replica identity and comment; ANALYZE;
  *	2. the window, in a subtransaction under pg_idempotent.lock_timeout:
  *	   LOCK the parent and the old leaf, DETACH the old leaf, ATTACH the new
  *	   one, DROP the old one, give the new one (and its indexes) the old
@@ -33,6 +35,11 @@
  *
  * All of it happens in the caller's transaction: readers see the old leaf
  * until it commits, then the new one; a crash leaves the old one.
+ *
+ * Rows loaded this way pass no trigger and no row-level security policy of
+ * the table, so a table where writing would run either is not swapped
+ * (write_path_refusal), checked when the swap is planned and again in the
+ * window.
  *
  * Why no lock is held on the parent before the window: two swaps of two
  * partitions of one parent would each hold a weak lock on it and then wait
@@ -51,7 +58,10 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xloginsert.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -61,6 +71,8 @@
 #include "partitioning/partdesc.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
@@ -69,6 +81,7 @@
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -354,7 +367,62 @@ leaf_refusal(Oid leaf)
 	return SPI_processed > 0 ? pgi_spi_text(0, 1) : NULL;
 }
 
-/* Sets st->refusal to the first reason any of the leaves has. */
+/*
+ * What writing through the table runs and a swap would skip: the swap
+ * loads the replacement before attaching it and drops the old leaf, so no
+ * trigger fires for those rows and no row-level security policy checks
+ * them.  Such a table is not swapped (auto takes diff, which writes
+ * through the table; an explicit swap is 55000), when:
+ *	- row-level security of the target applies to the caller (diff writes
+ *	  through the target, whose policies are the ones that apply; a
+ *	  partition's own are carried over by copy_properties);
+ *	- an enabled trigger that is not internal fires on INSERT or DELETE:
+ *	  for each row, on a leaf to be exchanged (its own, or a clone of an
+ *	  ancestor's), or for each statement, on the target.
+ * Checked when the swap is planned and again under the lock in the window,
+ * so that one added meanwhile is not skipped either.  Returns the reason
+ * (a DETAIL), or NULL.
+ */
+static char *
+write_path_refusal(Oid target, List *leaves)
+{
+	PgiParams	p;
+	Datum	   *elems;
+	int			n = 0;
+	ListCell   *lc;
+
+	if (check_enable_rls(target, InvalidOid, true) == RLS_ENABLED)
+		return psprintf("Row-level security of \"%s\" applies to role \"%s\": a swap loads the replacement directly, so the policies would not check its rows.",
+						get_rel_name(target), GetUserNameFromId(GetUserId(), false));
+
+	elems = palloc(sizeof(Datum) * Max(list_length(leaves), 1));
+	foreach(lc, leaves)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	memset(&p, 0, sizeof(p));
+	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(target));
+	pgi_params_add(&p, OIDARRAYOID,
+				   PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid),
+												   true, TYPALIGN_INT)));
+	/* tgtype bits: 1 for each row, 4 INSERT, 8 DELETE */
+	pgi_spi_run("SELECT pg_catalog.format(CASE WHEN x.per_row "
+				"THEN 'Trigger %I of %s fires for each row inserted or deleted: a swap loads the replacement before attaching it, so the trigger would not fire.' "
+				"ELSE 'Trigger %I of %s fires for each INSERT or DELETE statement: a swap runs neither, so the trigger would not fire.' END, "
+				"x.tgname, x.tgrelid::pg_catalog.regclass) FROM ("
+				"SELECT t.tgname, t.tgrelid, (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0 AS per_row "
+				"FROM pg_catalog.pg_trigger t "
+				"WHERE NOT t.tgisinternal AND t.tgenabled OPERATOR(pg_catalog.<>) 'D' "
+				"AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 12) OPERATOR(pg_catalog.<>) 0) x "
+				"WHERE CASE WHEN x.per_row THEN x.tgrelid OPERATOR(pg_catalog.=) ANY ($2) "
+				"ELSE x.tgrelid OPERATOR(pg_catalog.=) $1 END "
+				"ORDER BY x.tgrelid, x.tgname LIMIT 1",
+				&p, false, 1, SPI_OK_SELECT);
+	return SPI_processed > 0 ? pgi_spi_text(0, 1) : NULL;
+}
+
+/*
+ * Sets st->refusal to the first reason any of the leaves has, and then to
+ * what a swap would skip (write_path_refusal), with st->refusal_code.
+ */
 void
 pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
 {
@@ -365,6 +433,12 @@ pgi_swap_check(PgiRelation *target, PgiSwapTarget *st)
 		if (st->refusal != NULL)
 			return;
 		st->refusal = leaf_refusal(lfirst_oid(lc));
+	}
+	if (st->refusal == NULL)
+	{
+		st->refusal = write_path_refusal(target->relid, st->leaves);
+		if (st->refusal != NULL)
+			st->refusal_code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
 	}
 }
 
@@ -553,9 +627,125 @@ copy_foreign_keys(Oid leaf, const char *leafname, const char *newq)
 	}
 }
 
+/*
+ * Set one ACL column of a catalog row of ours (pg_class.relacl,
+ * pg_attribute.attacl) to acl, NULL for the owner's default, and the
+ * shared dependencies on the roles it names, as GRANT and REVOKE do.
+ */
+static void
+set_acl(Relation catalog, HeapTuple tup, int attno, Acl *acl, Oid relid,
+		int32 attnum, Oid owner)
+{
+	TupleDesc	desc = RelationGetDescr(catalog);
+	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc0(sizeof(bool) * desc->natts);
+	bool	   *replace = palloc0(sizeof(bool) * desc->natts);
+	bool		wasnull;
+	Datum		was = heap_getattr(tup, attno, desc, &wasnull);
+	Oid		   *oldmembers = NULL;
+	Oid		   *newmembers = NULL;
+	int			noldmembers = 0;
+	int			nnewmembers = 0;
+	HeapTuple	newtup;
+
+	if (wasnull && acl == NULL)
+		return;
+	if (!wasnull)
+		noldmembers = aclmembers(DatumGetAclP(was), &oldmembers);
+	if (acl != NULL)
+		nnewmembers = aclmembers(acl, &newmembers);
+	replace[attno - 1] = true;
+	values[attno - 1] = PointerGetDatum(acl);
+	nulls[attno - 1] = (acl == NULL);
+	newtup = heap_modify_tuple(tup, desc, values, nulls, replace);
+	CatalogTupleUpdate(catalog, &newtup->t_self, newtup);
+	updateAclDependencies(RelationRelationId, relid, attnum, owner,
+						  noldmembers, oldmembers, nnewmembers, newmembers);
+}
+
+/*
+ * Give the replacement exactly the old leaf's privileges: its table ACL and
+ * its columns' ACLs as they are stored, NULL staying NULL (the owner's
+ * default) and every grant keeping its grantor, whatever the caller's
+ * default privileges (ALTER DEFAULT PRIVILEGES) gave the new table when it
+ * was created.  GRANT and REVOKE cannot: they would record the owner as the
+ * grantor of every grant, and no command brings an ACL back to NULL.  So
+ * the catalog rows are written as GRANT writes them.  Called after the
+ * replacement has the old leaf's owner; a caller without that owner's
+ * privileges (who could not GRANT on it either) is refused.
+ */
+static void
+copy_acls(Oid leaf, Oid newrel)
+{
+	Relation	classrel;
+	Relation	attrel;
+	HeapTuple	tup;
+	Form_pg_class cls;
+	Oid			owner;
+	int			natts;
+	bool		isnull;
+	Datum		d;
+	Acl		   *acl;
+	AttrNumber	attnum;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(leaf));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", leaf);
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	owner = cls->relowner;
+	natts = cls->relnatts;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relacl, &isnull);
+	acl = isnull ? NULL : DatumGetAclPCopy(d);
+	ReleaseSysCache(tup);
+
+	if (!has_privs_of_role(GetUserId(), owner))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(leaf));
+
+	classrel = table_open(RelationRelationId, RowExclusiveLock);
+	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(newrel));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", newrel);
+	if (((Form_pg_class) GETSTRUCT(tup))->relowner != owner)
+		elog(ERROR, "replacement %u does not have the owner of partition %u",
+			 newrel, leaf);
+	set_acl(classrel, tup, Anum_pg_class_relacl, acl, newrel, 0, owner);
+	table_close(classrel, RowExclusiveLock);
+
+	/* the columns, matched by name: the old leaf may have dropped ones */
+	attrel = table_open(AttributeRelationId, RowExclusiveLock);
+	for (attnum = 1; attnum <= natts; attnum++)
+	{
+		Form_pg_attribute att;
+		HeapTuple	newatt;
+
+		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(leaf),
+							  Int16GetDatum(attnum));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for attribute %d of relation %u",
+				 attnum, leaf);
+		att = (Form_pg_attribute) GETSTRUCT(tup);
+		if (att->attisdropped)
+		{
+			ReleaseSysCache(tup);
+			continue;
+		}
+		d = SysCacheGetAttr(ATTNUM, tup, Anum_pg_attribute_attacl, &isnull);
+		acl = isnull ? NULL : DatumGetAclPCopy(d);
+		newatt = SearchSysCacheCopyAttName(newrel, NameStr(att->attname));
+		if (!HeapTupleIsValid(newatt))
+			elog(ERROR, "replacement %u lacks column \"%s\" of partition %u",
+				 newrel, NameStr(att->attname), leaf);
+		set_acl(attrel, newatt, Anum_pg_attribute_attacl, acl, newrel,
+				((Form_pg_attribute) GETSTRUCT(newatt))->attnum, owner);
+		ReleaseSysCache(tup);
+	}
+	table_close(attrel, RowExclusiveLock);
+	CommandCounterIncrement();
+}
+
 /* Copy what CREATE TABLE (LIKE) does not: owner, grants, RLS, and more. */
 static void
-copy_properties(Oid leaf, const char *newq, List *indexes)
+copy_properties(Oid leaf, Oid newrel, const char *newq, List *indexes)
 {
 	HeapTuple	tup;
 	Form_pg_class cls;
@@ -580,6 +770,7 @@ copy_properties(Oid leaf, const char *newq, List *indexes)
 	if (owner != GetUserId())
 		run_utility(psprintf("ALTER TABLE %s OWNER TO %s", newq,
 							 quote_identifier(GetUserNameFromId(owner, false))));
+	copy_acls(leaf, newrel);
 
 	if (rls)
 		run_utility(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", newq));
@@ -602,28 +793,13 @@ copy_properties(Oid leaf, const char *newq, List *indexes)
 	}
 
 	/*
-	 * Grants (table and column; a non-default table ACL is reproduced
-	 * exactly, starting from nothing), policies and the table's comment, as
-	 * one generated script.  Grants are recorded as made by the owner.
+	 * Policies and the table's comment, as one generated script (the grants
+	 * were copied above).
 	 */
 	memset(&p, 0, sizeof(p));
 	pgi_params_add(&p, OIDOID, ObjectIdGetDatum(leaf));
 	pgi_params_add(&p, TEXTOID, CStringGetTextDatum(newq));
 	pgi_spi_run("SELECT pg_catalog.concat_ws('; ', "
-				"CASE WHEN c.relacl IS NOT NULL THEN pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC, %I', $2, "
-				"pg_catalog.pg_get_userbyid(c.relowner)) END, "
-				"(SELECT pg_catalog.string_agg(pg_catalog.format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $2, "
-				"CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' "
-				"ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
-				"CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '; ') "
-				"FROM pg_catalog.aclexplode(c.relacl) a), "
-				"(SELECT pg_catalog.string_agg(pg_catalog.format('GRANT %s (%I) ON TABLE %s TO %s%s', a.privilege_type, att.attname, $2, "
-				"CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' "
-				"ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, "
-				"CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '; ') "
-				"FROM pg_catalog.pg_attribute att, pg_catalog.aclexplode(att.attacl) a "
-				"WHERE att.attrelid OPERATOR(pg_catalog.=) c.oid AND att.attnum OPERATOR(pg_catalog.>) 0 "
-				"AND NOT att.attisdropped), "
 				"(SELECT pg_catalog.string_agg(pg_catalog.format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', "
 				"p.polname, $2, CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, "
 				"CASE WHEN p.polcmd OPERATOR(pg_catalog.=) 'r' THEN 'SELECT' "
@@ -665,7 +841,7 @@ typedef struct SwapLeaf
 /* What one attempt at the window needs, passed through pgi_run_in_subxact. */
 typedef struct SwapWindow
 {
-	const char *targetq;
+	PgiRelation *target;
 	PgiSwapTarget *st;
 	List	   *leaves;			/* SwapLeaf */
 	TimestampTz granted;
@@ -678,6 +854,7 @@ window_once(void *arg)
 	SwapWindow *w = (SwapWindow *) arg;
 	int			nest = NewGUCNestLevel();
 	char		timeout[32];
+	char	   *refusal;
 	StringInfoData lock;
 	ListCell   *lc;
 	ListCell   *ic;
@@ -691,7 +868,7 @@ window_once(void *arg)
 	 * lock of ours.
 	 */
 	initStringInfo(&lock);
-	appendStringInfo(&lock, "LOCK TABLE ONLY %s", w->targetq);
+	appendStringInfo(&lock, "LOCK TABLE ONLY %s", w->target->qualname);
 	if (list_length(w->leaves) > 0 &&
 		((SwapLeaf *) linitial(w->leaves))->parent == w->st->leaf)
 		appendStringInfo(&lock, ", ONLY %s",
@@ -701,6 +878,16 @@ window_once(void *arg)
 	appendStringInfoString(&lock, " IN ACCESS EXCLUSIVE MODE");
 	run_utility(lock.data);
 	w->granted = GetCurrentTimestamp();
+
+	/* a trigger or policy added since the swap was planned: see pgi_swap_check */
+	refusal = write_path_refusal(w->target->relid, w->st->leaves);
+	if (refusal != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot replace this slice of \"%s\" by swapping a partition",
+						w->target->displayname),
+				 errdetail("%s", refusal),
+				 errhint("Use mode => 'diff' or mode => 'delete_insert', which write through the table's triggers and row-level security.")));
 
 	foreach(lc, w->leaves)
 	{
@@ -1019,7 +1206,7 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 		freeze_new_leaf(l->new, l->newq);
 		l->indexes = build_indexes(l->old, l->oldq, l->newq);
 		copy_foreign_keys(l->old, l->name, l->newq);
-		copy_properties(l->old, l->newq, l->indexes);
+		copy_properties(l->old, l->new, l->newq, l->indexes);
 		run_utility(psprintf("ANALYZE %s", l->newq));
 		pgi_progress_step(progress, "built the indexes and properties of the replacement of \"%s\"",
 						  l->name);
@@ -1027,7 +1214,7 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 
 	/* 2. the window */
 	memset(&w, 0, sizeof(w));
-	w.targetq = target->qualname;
+	w.target = target;
 	w.st = st;
 	w.leaves = leaves;
 	start = GetCurrentTimestamp();

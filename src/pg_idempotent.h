@@ -17,6 +17,7 @@
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "storage/lockdefs.h"
 #include "utils/array.h"
@@ -63,6 +64,8 @@ typedef enum PgiRelUse
 /* relation.c */
 extern PgiRelation *pgi_relation_open(Oid relid, PgiRelUse use,
 									  const char *argname);
+extern void pgi_relation_check(Oid relid, PgiRelUse use, AclMode also,
+							   const char *argname);
 extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
 extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
@@ -98,6 +101,10 @@ extern void pgi_append_image_differs(StringInfo buf, const char *left,
 									 const PgiColumnList *cols, List *indexes,
 									 bool differs);
 extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
+
+/* the schema of the internal helpers the generated SQL calls by name */
+#define PGI_INTERNAL_SCHEMA "pgi_internal"
+extern char *pgi_internal_schema(Oid fn);
 
 typedef struct PgiParams
 {

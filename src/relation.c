@@ -140,6 +140,39 @@ check_lock_privilege(Oid relid, PgiRelUse use)
 				   get_rel_name(relid));
 }
 
+static void
+relation_not_found(Oid relid, const char *argname)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_TABLE),
+			 errmsg("relation with OID %u does not exist", relid),
+			 errdetail("The \"%s\" argument names no relation; it may have been dropped.",
+					   argname)));
+}
+
+/*
+ * Refuse, before anything is locked, a caller who could not use the
+ * relation as an operation will: the privileges of the lock
+ * pgi_relation_open takes (check_lock_privilege), and, unless also is 0,
+ * one of the table privileges in also.  For the replace family, which
+ * takes a lock of its own before it opens its relations (see lock_slice in
+ * replace.c).  A relation that does not exist is 42P01.
+ */
+void
+pgi_relation_check(Oid relid, PgiRelUse use, AclMode also,
+				   const char *argname)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind == '\0')
+		relation_not_found(relid, argname);
+	check_lock_privilege(relid, use);
+	if (also != 0 &&
+		pg_class_aclmask(relid, GetUserId(), also, ACLMASK_ANY) == 0)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(relkind),
+					   get_rel_name(relid));
+}
+
 /*
  * Open, lock and describe the relation behind a regclass argument.
  *
@@ -160,11 +193,7 @@ pgi_relation_open(Oid relid, PgiRelUse use, const char *argname)
 	check_lock_privilege(relid, use);
 	rel = try_relation_open(relid, lockmode);
 	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid),
-				 errdetail("The \"%s\" argument names no relation; it may have been dropped.",
-						   argname)));
+		relation_not_found(relid, argname);
 
 	relkind = rel->rd_rel->relkind;
 	result = palloc0(sizeof(PgiRelation));

@@ -9,9 +9,10 @@
  * and checked here as exactly one expression.  Every call goes through the
  * same steps, and nothing is written before the last check:
  *
- *	1. serialize: transaction-level advisory locks, in a statement of
- *	   their own, taken before any lock on the target so that two replaces
- *	   can never deadlock on the target's own locks (see lock_slice);
+ *	1. serialize: check the caller's privileges, then take
+ *	   transaction-level locks of the extension's own on the table and the
+ *	   slice, before any lock on the target so that two replaces can never
+ *	   deadlock on the target's own locks (see lock_slice);
  *	2. check the source: one aggregate counts its rows and those outside the
  *	   slice (23514 with an example), and refuses an empty source unless
  *	   allow_empty;
@@ -27,7 +28,7 @@
  *	   - delete_insert: DELETE the slice, INSERT the source;
  *	   - swap: partswap.c builds a new leaf partition and exchanges it.
  *
- * Every statement after the advisory lock runs with a fresh snapshot (SPI
+ * Every statement after the slice's lock runs with a fresh snapshot (SPI
  * not read-only): the lock may have been waited for, and what the previous
  * holder committed must be seen, or the counts would be of the slice as it
  * was before.
@@ -42,8 +43,10 @@
 #include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -57,6 +60,7 @@
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -65,6 +69,7 @@
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/acl.h"
 #include "utils/typcache.h"
 
 #include "replace.h"
@@ -388,31 +393,64 @@ append_target_slice(StringInfo buf, ReplacePlan *plan, const char *from)
  * slices in ways not worth deciding here, so it takes the table's key
  * exclusively: it waits for every replace of the table, and they for it.
  * Replaces by value of two different columns of one table are not
- * serialized against each other (advisory locks cannot express "same
- * column shares, other columns conflict"); docs/replace.md says so.
+ * serialized against each other (the keys cannot express "same column
+ * shares, other columns conflict"); docs/replace.md says so.
+ *
+ * The keys are object locks (LOCKTAG_OBJECT, the kind PostgreSQL takes on
+ * its catalog objects) whose class is this extension: the OID of its
+ * pg_extension row, which names no catalog, so nothing else locks in that
+ * space, and SQL cannot reach it (pg_advisory_lock takes advisory locks
+ * only).  No application's advisory key can collide with a replace's, and
+ * no role can hold one by hand.  pg_locks shows them as locktype object,
+ * classid the extension's OID, objid the table's OID, objsubid 0 for the
+ * table's key and 1 to 65535 (a hash of column and value) for a slice's;
+ * two values of one table whose hashes meet serialize needlessly, nothing
+ * worse.
+ *
+ * The caller's privileges are checked before (check_privileges), so only
+ * a role that may delete from the table (and so could LOCK it in any mode
+ * anyway) can hold or queue for a key; queued, it would hold up every
+ * replace of the table requested after it.  The wait obeys lock_timeout
+ * and statement_timeout, as any lock wait does; the keys are held to the
+ * end of the transaction.
  *
  * slicekey NULL means the table's key exclusively.
  */
-static void
-lock_slice(Oid relid, const char *slicekey, int keylen)
-{
-	PgiParams	p;
+#define SLICE_TABLE_KEY 0
 
-	memset(&p, 0, sizeof(p));
-	pgi_params_add(&p, INT8OID, Int64GetDatum((int64) relid));
+static void
+lock_slice(FunctionCallInfo fcinfo, Oid relid, const char *slicekey,
+		   int keylen)
+{
+	Oid			ext = getExtensionOfObject(ProcedureRelationId,
+										   fcinfo->flinfo->fn_oid);
+
+	if (!OidIsValid(ext))
+		elog(ERROR, "function %u is not a member of extension pg_idempotent",
+			 fcinfo->flinfo->fn_oid);
 	if (slicekey == NULL)
 	{
-		pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1)", &p, false, 0,
-					SPI_OK_SELECT);
+		LockDatabaseObject(ext, relid, SLICE_TABLE_KEY, ExclusiveLock);
 		return;
 	}
-	pgi_params_add(&p, INT4OID, Int32GetDatum((int32) relid));
-	pgi_params_add(&p, INT4OID,
-				   Int32GetDatum((int32) hash_bytes((const unsigned char *) slicekey,
-													keylen)));
-	pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock_shared($1), "
-				"pg_catalog.pg_advisory_xact_lock($2, $3)", &p, false, 0,
-				SPI_OK_SELECT);
+	LockDatabaseObject(ext, relid, SLICE_TABLE_KEY, ShareLock);
+	LockDatabaseObject(ext, relid,
+					   1 + hash_bytes((const unsigned char *) slicekey, keylen) % PG_UINT16_MAX,
+					   ExclusiveLock);
+}
+
+/*
+ * Step 1's first half: refuse, before any lock, a caller who may not
+ * replace rows of the target with rows of the source.  Every replace that
+ * changes the slice deletes from it, so the target needs DELETE besides
+ * the lock's own privilege; the source, SELECT.  Everything else a
+ * statement needs is checked when it runs.
+ */
+static void
+check_privileges(FunctionCallInfo fcinfo)
+{
+	pgi_relation_check(PG_GETARG_OID(0), PGI_REL_WRITE, ACL_DELETE, "target");
+	pgi_relation_check(PG_GETARG_OID(1), PGI_REL_READ, 0, "source");
 }
 
 /*
@@ -428,7 +466,7 @@ check_source(ReplacePlan *plan)
 
 	initStringInfo(&q);
 	if (plan->kind == 't')
-		appendStringInfo(&q, "SELECT pg_catalog.count(*), 0 FROM (%s) s", plan->sel);
+		appendStringInfo(&q, "SELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM (%s) s", plan->sel);
 	else
 		appendStringInfo(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE (%s) IS NOT TRUE) FROM (%s) s",
 						 plan->pred, plan->sel);
@@ -776,6 +814,14 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 	{
 		if (st != NULL)
 			pgi_swap_check(plan->target, st);
+		if (mode == MODE_SWAP && st != NULL && st->refusal != NULL &&
+			st->refusal_code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot replace this slice of \"%s\" by swapping a partition",
+							plan->target->displayname),
+					 errdetail("%s", st->refusal),
+					 errhint("Use mode => 'diff' or mode => 'delete_insert', which write through the table's triggers and row-level security.")));
 		if (mode == MODE_SWAP && (st == NULL || st->refusal != NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -878,7 +924,8 @@ begin_settings(void)
 static void
 plan_open(ReplacePlan *plan, FunctionCallInfo fcinfo)
 {
-	plan->imagefn = quote_qualified_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)),
+	/* in a schema nobody else may create in: see pgi_internal_schema */
+	plan->imagefn = quote_qualified_identifier(pgi_internal_schema(fcinfo->flinfo->fn_oid),
 											   "_replace_image");
 	plan->target = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_WRITE, "target");
 	plan->source = pgi_relation_open(PG_GETARG_OID(1), PGI_REL_READ, "source");
@@ -889,7 +936,7 @@ plan_open(ReplacePlan *plan, FunctionCallInfo fcinfo)
 
 /*
  * The type of a slice column as the catalogs say before the target is
- * locked: only used to cast the slice values for the advisory lock's key,
+ * locked: only used to cast the slice values for the slice lock's key,
  * which must be taken before the target's lock.  Everything is checked
  * again, under the lock.
  */
@@ -982,7 +1029,7 @@ slice_description(PgiColumn *col, char kind, Datum *values)
 					quote_identifier(col->name), OidOutputFunctionCall(out, values[1]));
 }
 
-/* The canonical encoding of slice values, for the advisory lock's key. */
+/* The canonical encoding of slice values, for the slice lock's key. */
 static void
 append_slice_key(StringInfo key, Datum *values, int nvalues, Oid typid)
 {
@@ -1038,6 +1085,7 @@ replace_by_column(FunctionCallInfo fcinfo, char kind)
 	nest = begin_settings();
 
 	/* step 1, before any lock on the target: see lock_slice */
+	check_privileges(fcinfo);
 	coltype = unlocked_column_type(PG_GETARG_OID(0), colname, &coltypmod);
 	for (i = 0; i < nvalues; i++)
 		values[i] = OidIsValid(coltype) ?
@@ -1050,10 +1098,10 @@ replace_by_column(FunctionCallInfo fcinfo, char kind)
 		initStringInfo(&key);
 		appendBinaryStringInfo(&key, colname, strlen(colname) + 1);
 		append_slice_key(&key, values, nvalues, OidIsValid(coltype) ? coltype : argtype);
-		lock_slice(PG_GETARG_OID(0), key.data, key.len);
+		lock_slice(fcinfo, PG_GETARG_OID(0), key.data, key.len);
 	}
 	else
-		lock_slice(PG_GETARG_OID(0), NULL, 0);
+		lock_slice(fcinfo, PG_GETARG_OID(0), NULL, 0);
 
 	plan_open(&plan, fcinfo);
 	plan.colidx = pgi_column_index(&plan.target->columns, colname);
@@ -1138,7 +1186,8 @@ pgi_replace_table(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	nest = begin_settings();
-	lock_slice(PG_GETARG_OID(0), NULL, 0);
+	check_privileges(fcinfo);
+	lock_slice(fcinfo, PG_GETARG_OID(0), NULL, 0);
 	plan_open(&plan, fcinfo);
 	if (mode == MODE_SWAP)
 		ereport(ERROR,
@@ -1337,7 +1386,8 @@ pgi_replace_where(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest = begin_settings();
 
-	lock_slice(PG_GETARG_OID(0), NULL, 0);
+	check_privileges(fcinfo);
+	lock_slice(fcinfo, PG_GETARG_OID(0), NULL, 0);
 	plan_open(&plan, fcinfo);
 	plan.pred = parse_predicate(plan.target, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	plan.desc = plan.pred;

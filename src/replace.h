@@ -33,6 +33,9 @@ typedef struct PgiSwapTarget
 	List	   *leaves;			/* OIDs of the leaves a swap exchanges: that
 								 * partition, or its partitions */
 	char	   *refusal;		/* why swap does not apply, or NULL */
+	int			refusal_code;	/* its SQLSTATE: 0A000, or 55000 when a swap
+								 * would skip the table's triggers or
+								 * row-level security */
 } PgiSwapTarget;
 
 /*

@@ -20,8 +20,13 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -376,6 +381,39 @@ pgi_append_image_differs(StringInfo buf, const char *left, const char *right,
 }
 
 /*
+ * The schema of the extension's internal helpers (_fingerprint_agg,
+ * _replace_image), which the SQL we build calls by name, not quoted.
+ *
+ * A call by name picks, among the functions of that name in the schema,
+ * the one whose argument types match best, and an overload with exactly
+ * the argument types of a call (a _fingerprint_agg of one table's row
+ * type, a _replace_image(date, int, int)) is preferred to ours, which take
+ * record and VARIADIC "any"; a cast to record does not help (the parser
+ * drops it), and an overload with a defaulted extra argument makes even an
+ * exact match ambiguous.  So the helpers live in pgi_internal, a schema the
+ * extension creates and nobody but its owner may create in, and this makes
+ * sure the schema of that name is the extension's own (a member of the
+ * extension that fn, the calling SQL function, belongs to) before SQL
+ * calls into it.  A database whose extension is still 0.1.0 has no such
+ * schema and keeps its helpers beside fn, where they were.
+ */
+char *
+pgi_internal_schema(Oid fn)
+{
+	Oid			ext = getExtensionOfObject(ProcedureRelationId, fn);
+	Oid			nsp = get_namespace_oid(PGI_INTERNAL_SCHEMA, true);
+	char	   *name;
+
+	if (OidIsValid(ext) && OidIsValid(nsp) &&
+		getExtensionOfObject(NamespaceRelationId, nsp) == ext)
+		return pstrdup(PGI_INTERNAL_SCHEMA);
+	name = get_namespace_name(get_func_namespace(fn));
+	if (name == NULL)
+		elog(ERROR, "cache lookup failed for the schema of function %u", fn);
+	return name;
+}
+
+/*
  * Add a non-null parameter ($n, n = its position) to a parameter list that
  * starts zeroed.
  */
@@ -421,12 +459,24 @@ pgi_spi_run(const char *sql, const PgiParams *params, bool read_only,
 	return spi_result(ret, expected, sql);
 }
 
+/*
+ * A bigint column of the last result, 0 when NULL.  The column must be a
+ * bigint: an int4 read as an int8 only happens to work where int8 is passed
+ * by value (on 32-bit builds it is a pointer, and an int4 Datum is not),
+ * so a statement that says "0" where it means "0::pg_catalog.int8" is an
+ * internal error here on every platform, not a crash on some.  The value
+ * is returned, not the Datum, so it outlives SPI_finish.
+ */
 int64
 pgi_spi_int8(int row, int col)
 {
 	bool		isnull;
 	Datum		d;
+	Oid			typid = SPI_gettypeid(SPI_tuptable->tupdesc, col);
 
+	if (typid != INT8OID)
+		elog(ERROR, "column %d of the result is of type %s, not bigint",
+			 col, format_type_be(typid));
 	d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
 					  &isnull);
 	return isnull ? 0 : DatumGetInt64(d);

@@ -279,7 +279,7 @@ check_source(UpsertPlan *plan, UpsertCounts *counts)
 		appendStringInfoString(&q, " IS NULL), ");
 	}
 	else
-		appendStringInfoString(&q, "0, ");
+		appendStringInfoString(&q, "0::pg_catalog.int8, ");
 	appendStringInfoString(&q, "pg_catalog.count(DISTINCT ");
 	append_key_row(&q, plan, "s");
 	appendStringInfoString(&q, ") FILTER (WHERE NOT ");
@@ -951,8 +951,9 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 		pgi_require_arg(fcinfo, 5, "dry_run");
 		for (i = 0; i < 5; i++)
 			values[i] = Int64GetDatum(0);
-		SPI_finish();
+		/* before SPI_finish, which frees the int8s where they are pointers */
 		pgi_return_row(fcinfo, values, nulls);
+		SPI_finish();
 		PG_RETURN_NULL();
 	}
 	pgi_spi_run("SELECT pg_catalog.array_agg(DISTINCT k ORDER BY k) "

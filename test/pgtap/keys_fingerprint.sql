@@ -101,7 +101,7 @@ SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL max_parallel_workers_per_gather = 2;
 SELECT is(table_fingerprint('pgi_tap_par'), :'fp0', 'fingerprint is the same with parallel workers');
-SELECT is(_fingerprint_agg(t.*), :'fp0', 'and from the aggregate run by hand')
+SELECT is(pgi_internal._fingerprint_agg(t.*), :'fp0', 'and from the aggregate run by hand')
 FROM pgi_tap_par t;
 SET LOCAL max_parallel_workers_per_gather = 0;
 SELECT is(table_fingerprint('pgi_tap_par'), :'fp0', 'and without');
