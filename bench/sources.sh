@@ -48,7 +48,7 @@ SET_TJ="customer_id = excluded.customer_id, amount = excluded.amount, order_date
 
 # one timed statement: a marker, then psql's own timing of it
 timed() {
-	printf '\\echo @@ %s\t%s\n%s;\n' "$1" "$2" "$3" >>"$RESULTS.sql"
+	printf '\\echo %s\n%s;\n' "'@@ $1|$2'" "$3" >>"$RESULTS.sql"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -102,12 +102,9 @@ for round in $(seq 1 "$ROUNDS"); do
 		done
 	done
 	psql -X -q -f "$RESULTS.sql" >"$RESULTS.out"
-	awk -F'\t' '/^@@ / { sub(/^@@ /, ""); key = $0; next }
+	awk '/^@@ / { sub(/^@@ /, ""); sub(/\|/, "\t"); key = $0; next }
 		/^Time: / && key != "" { split($0, a, " "); print key "\t" a[2]; key = "" }' "$RESULTS.out" >>"$RESULTS"
 done
-
-# the three daily tables must agree
-psql -X -q -At -c "SELECT 'rows differing between contenders: ' || count(*) FROM ((TABLE daily_idem EXCEPT TABLE daily_raw) UNION ALL (TABLE daily_raw EXCEPT TABLE daily_idem) UNION ALL (TABLE daily_merge EXCEPT TABLE daily_idem) UNION ALL (TABLE tj_idem EXCEPT TABLE tj_pop)) d"
 
 echo
 echo "Query and JSON sources, $ROUNDS rounds, contenders alternated (median ms, min-max, median vs INSERT ... ON CONFLICT):"
@@ -124,3 +121,6 @@ for s, cs in rows.items():
         m = statistics.median(v)
         print(f"    {c:32s} {m:10.1f} ms  ({min(v):.1f}-{max(v):.1f})  {m / base:5.2f}x")
 PY
+
+# the contenders must agree
+psql -X -q -At -c "SELECT 'rows differing between contenders: daily ' || (SELECT count(*) FROM ((TABLE daily_idem EXCEPT TABLE daily_raw) UNION ALL (TABLE daily_raw EXCEPT TABLE daily_idem) UNION ALL (TABLE daily_merge EXCEPT TABLE daily_idem)) d) || ', JSON ' || (SELECT count(*) FROM ((TABLE tj_idem EXCEPT TABLE tj_pop) UNION ALL (TABLE tj_pop EXCEPT TABLE tj_idem) UNION ALL (TABLE tj_to EXCEPT TABLE tj_idem)) d)"
