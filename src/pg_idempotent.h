@@ -172,6 +172,10 @@ extern int	pgi_spi_run_plan(PgiCachedPlan *cp, Oid nspid, Datum *values,
 extern int	pgi_spi_run_plan_in(PgiCachedPlan *cp, Oid nspid, Datum *values,
 								const char *nulls, struct SnapshotData *snapshot,
 								int expected);
+extern int	pgi_spi_run_cached(const char *sql, const PgiParams *params,
+							   const Oid *relids, int cursor_options,
+							   struct SnapshotData *snapshot, bool read_only,
+							   int expected);
 
 /* progress.c: NOTICEs from long operations, between their steps */
 typedef struct PgiProgress

@@ -27,14 +27,17 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapshot.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
@@ -650,4 +653,163 @@ pgi_run_in_subxact(void (*fn) (void *arg), void *arg, const int *catch_codes)
 	}
 	PG_END_TRY();
 	return caught;
+}
+
+/* ----------------------------------------------------------------
+ * Statements built as text, prepared once per backend for their text
+ *
+ * An upsert's statement is built from the catalogs on every call (so it
+ * always says what the relations look like now), but parsing and planning
+ * it is most of what a small call costs.  So each backend keeps the last
+ * few statements it prepared, by their exact text: the same text is the
+ * same statement, and a changed relation gives a changed text.  The plan
+ * cache revalidates a kept plan when a relation it reads changes, and an
+ * entry is also forgotten (its plan freed at the next lookup, never while
+ * it runs) on any relcache invalidation of a relation it names, which
+ * ALTER EXTENSION, ANALYZE, DDL and DROP all send.
+ * ----------------------------------------------------------------
+ */
+#define TEXT_PLAN_CACHE_SIZE 16
+
+typedef struct TextPlanEntry
+{
+	char	   *sql;			/* in TopMemoryContext; NULL: unused */
+	uint32		hash;
+	Oid			relids[2];
+	bool		stale;			/* forget at the next lookup */
+	int			running;		/* executions in progress */
+	uint64		used;			/* for evicting the least recently used */
+	SPIPlanPtr	plan;
+} TextPlanEntry;
+
+static TextPlanEntry text_plans[TEXT_PLAN_CACHE_SIZE];
+static uint64 text_plans_clock;
+static bool text_plans_registered;
+
+static void
+text_plans_forget(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < TEXT_PLAN_CACHE_SIZE; i++)
+	{
+		TextPlanEntry *e = &text_plans[i];
+
+		if (e->sql != NULL &&
+			(!OidIsValid(relid) || e->relids[0] == relid || e->relids[1] == relid))
+			e->stale = true;
+	}
+}
+
+static void
+text_plan_free(TextPlanEntry *e)
+{
+	if (e->plan != NULL)
+		SPI_freeplan(e->plan);
+	pfree(e->sql);
+	memset(e, 0, sizeof(*e));
+}
+
+static pg_noinline TextPlanEntry *
+text_plan_lookup(const char *sql, const PgiParams *params,
+				 const Oid *relids, int cursor_options)
+{
+	uint32		hash = hash_bytes((const unsigned char *) sql, strlen(sql));
+	TextPlanEntry *victim = NULL;
+	TextPlanEntry *e;
+	SPIPlanPtr	plan;
+	int			i;
+
+	if (!text_plans_registered)
+	{
+		CacheRegisterRelcacheCallback(text_plans_forget, (Datum) 0);
+		text_plans_registered = true;
+	}
+	for (i = 0; i < TEXT_PLAN_CACHE_SIZE; i++)
+	{
+		e = &text_plans[i];
+		if (e->sql != NULL && e->stale && e->running == 0)
+			text_plan_free(e);
+		if (e->sql != NULL && !e->stale && e->hash == hash &&
+			strcmp(e->sql, sql) == 0)
+		{
+			e->used = ++text_plans_clock;
+			return e;
+		}
+		if (e->running > 0)
+			continue;
+		if (e->sql == NULL)
+		{
+			if (victim == NULL || victim->sql != NULL)
+				victim = e;
+		}
+		else if (victim == NULL ||
+				 (victim->sql != NULL && e->used < victim->used))
+			victim = e;
+	}
+	if (victim == NULL)
+		return NULL;			/* every entry is running: prepare it once */
+
+	plan = SPI_prepare_cursor(sql, params ? params->nargs : 0,
+							  params ? (Oid *) params->types : NULL,
+							  cursor_options);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare statement: %s: %s",
+			 SPI_result_code_string(SPI_result), sql);
+	if (victim->sql != NULL)
+		text_plan_free(victim);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep prepared statement");
+	victim->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	victim->hash = hash;
+	victim->relids[0] = relids[0];
+	victim->relids[1] = relids[1];
+	victim->plan = plan;
+	victim->used = ++text_plans_clock;
+	return victim;
+}
+
+/*
+ * Run sql, prepared once per backend (see above), in snapshot (or a new
+ * one when InvalidSnapshot, as SPI_execute would take).  relids names the
+ * (up to two) relations whose invalidation forgets the plan.
+ * cursor_options are SPI_prepare_cursor's (CURSOR_OPT_GENERIC_PLAN where
+ * the plan does not depend on the parameters' values).
+ */
+int
+pgi_spi_run_cached(const char *sql, const PgiParams *params,
+				   const Oid *relids, int cursor_options,
+				   Snapshot snapshot, bool read_only, int expected)
+{
+	TextPlanEntry *volatile e = text_plan_lookup(sql, params, relids, cursor_options);
+	int			ret;
+
+	if (e == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, params ? params->nargs : 0,
+											  params ? (Oid *) params->types : NULL,
+											  cursor_options);
+
+		ret = SPI_execute_snapshot(plan,
+								   params ? (Datum *) params->values : NULL,
+								   params ? params->nulls : NULL,
+								   snapshot, InvalidSnapshot, read_only,
+								   true, 0);
+		return spi_result(ret, expected, sql);
+	}
+	e->running++;
+	PG_TRY();
+	{
+		ret = SPI_execute_snapshot(e->plan,
+								   params ? (Datum *) params->values : NULL,
+								   params ? params->nulls : NULL,
+								   snapshot, InvalidSnapshot, read_only,
+								   true, 0);
+	}
+	PG_FINALLY();
+	{
+		e->running--;
+	}
+	PG_END_TRY();
+	return spi_result(ret, expected, sql);
 }

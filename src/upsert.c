@@ -42,15 +42,26 @@
 #include "postgres.h"
 
 #include "access/stratnum.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "access/relation.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/plancache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/varlena.h"
+#include "storage/bufmgr.h"
 
 #include "pg_idempotent.h"
 
@@ -68,6 +79,8 @@ typedef struct UpsertSource
 	const char *name;			/* for messages */
 	PgiColumnList columns;
 	PgiParams	params;
+	Oid			relid;			/* a relation source; invalid for a query or JSON */
+	double		rows;			/* its size, if known before it is read; else -1 */
 } UpsertSource;
 
 typedef struct UpsertPlan
@@ -81,7 +94,10 @@ typedef struct UpsertPlan
 	bool		keep_last;		/* on_duplicate => 'last' */
 	bool		dry_run;
 	char	   *sel;			/* SELECT of cols, in target types */
-	char	   *eff;			/* sel, or sel with duplicates resolved */
+	bool		materialize;	/* evaluate the source once: a query or JSON */
+	bool		probe;			/* batch small against the table: index probes */
+	Oid			relids[2];		/* target and source, whose invalidation forgets plans */
+	Snapshot	snapshot;		/* the one moment the call reads its inputs as of */
 	PgiProgress progress;
 } UpsertPlan;
 
@@ -105,7 +121,6 @@ plan_columns(UpsertPlan *plan)
 	plan->cols = pgi_match_source_columns(plan->target, &plan->source->columns,
 										  plan->source->name,
 										  plan->source->from.data, &plan->sel);
-	plan->eff = plan->sel;
 }
 
 static void
@@ -245,213 +260,12 @@ key_names(UpsertPlan *plan)
 	return buf.data;
 }
 
-/*
- * Step 1: one pass over the source, counting keys.  Refuses null keys,
- * null versions and (unless keep_last) duplicate keys; with keep_last,
- * checks that each duplicated key has one row of greatest version and
- * makes plan->eff keep only that row.  Returns the number of rows the
- * later steps will see.
- */
-static int64
-check_source(UpsertPlan *plan, UpsertCounts *counts)
-{
-	StringInfoData q;
-	int64		total,
-				null_keys,
-				null_versions,
-				dup_rows,
-				dup_keys;
-	char	   *example;
-
-	/*
-	 * count(DISTINCT key) sorts, which is several times cheaper than hashing
-	 * a million groups; the duplicated keys themselves are only looked for
-	 * once we know there are some.
-	 */
-	initStringInfo(&q);
-	appendStringInfoString(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE ");
-	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, "), ");
-	if (plan->version >= 0)
-	{
-		appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE ");
-		pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
-		appendStringInfoString(&q, " IS NULL), ");
-	}
-	else
-		appendStringInfoString(&q, "0::pg_catalog.int8, ");
-	appendStringInfoString(&q, "pg_catalog.count(DISTINCT ");
-	append_key_row(&q, plan, "s");
-	appendStringInfoString(&q, ") FILTER (WHERE NOT ");
-	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-	appendStringInfo(&q, ") FROM (%s) s", plan->sel);
-
-	pgi_spi_run(q.data, &plan->source->params, true, 0, SPI_OK_SELECT);
-	total = pgi_spi_int8(0, 1);
-	null_keys = pgi_spi_int8(0, 2);
-	null_versions = pgi_spi_int8(0, 3);
-	dup_rows = total - null_keys - pgi_spi_int8(0, 4);
-	dup_keys = 0;
-	example = NULL;
-
-	if (dup_rows > 0 && null_keys == 0 && null_versions == 0)
-	{
-		resetStringInfo(&q);
-		appendStringInfoString(&q, "SELECT pg_catalog.count(*), pg_catalog.min(");
-		append_key_text(&q, plan, "g");
-		appendStringInfoString(&q, ") FROM (SELECT ");
-		append_key_list(&q, plan, "s");
-		appendStringInfo(&q, " FROM (%s) s GROUP BY ", plan->sel);
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g");
-		pgi_spi_run(q.data, &plan->source->params, true, 0, SPI_OK_SELECT);
-		dup_keys = pgi_spi_int8(0, 1);
-		example = pgi_spi_text(0, 2);
-	}
-
-	if (null_keys > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("source \"%s\" has null key values", plan->source->name),
-				 errdetail("%lld of its rows have a null in key column(s) (%s).",
-						   (long long) null_keys, key_names(plan)),
-				 errhint("Filter out or fix those rows: a null key matches no row.")));
-	if (null_versions > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("source \"%s\" has null values in version column \"%s\"",
-						plan->source->name,
-						plan->cols.cols[plan->version].name),
-				 errdetail("%lld of its rows have no version.",
-						   (long long) null_versions)));
-	if (dup_rows > 0 && !plan->keep_last)
-		ereport(ERROR,
-				(errcode(ERRCODE_CARDINALITY_VIOLATION),
-				 errmsg("source \"%s\" has duplicate keys", plan->source->name),
-				 errdetail("Key (%s)=%s appears more than once; %lld keys are duplicated, %lld rows in all.",
-						   key_names(plan), example, (long long) dup_keys,
-						   (long long) (dup_rows + dup_keys)),
-				 errhint("Remove the duplicates, or pass on_duplicate => 'last' with a version_column to keep the newest row of each key.")));
-
-	counts->duplicates = dup_rows;
-	if (dup_rows > 0)
-	{
-		StringInfoData tie;
-		StringInfoData eff;
-		StringInfoData win;
-
-		/* the window every row of a key shares, newest version first */
-		initStringInfo(&win);
-		appendStringInfoString(&win, "PARTITION BY ");
-		append_key_list(&win, plan, "s");
-		if (plan->version >= 0)
-		{
-			appendStringInfoString(&win, " ORDER BY ");
-			pgi_append_column(&win, "s", &plan->cols.cols[plan->version]);
-			appendStringInfoString(&win, " DESC");
-		}
-
-		/* rows tied for newest must be identical, or there is no answer */
-		initStringInfo(&tie);
-		appendStringInfoString(&tie, "SELECT ");
-		append_key_text(&tie, plan, "d");
-		appendStringInfoString(&tie, " FROM (SELECT ");
-		append_key_list(&tie, plan, "s");
-		appendStringInfoString(&tie, ", ROW(");
-		pgi_append_column_list(&tie, "s", &plan->cols, NIL);
-		appendStringInfoString(&tie, ") AS img, pg_catalog.first_value(ROW(");
-		pgi_append_column_list(&tie, "s", &plan->cols, NIL);
-		appendStringInfo(&tie, ")) OVER w AS top, pg_catalog.rank() OVER w AS rk "
-						 "FROM (%s) s WINDOW w AS (%s)) d "
-						 "WHERE d.rk OPERATOR(pg_catalog.=) 1 "
-						 "AND pg_catalog.record_image_ne(d.img, d.top) LIMIT 1",
-						 plan->sel, win.data);
-		pgi_spi_run(tie.data, &plan->source->params, true, 1, SPI_OK_SELECT);
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_CARDINALITY_VIOLATION),
-					 errmsg("source \"%s\" has duplicate keys with no single newest row",
-							plan->source->name),
-					 errdetail("Key (%s)=%s has different rows %s.",
-							   key_names(plan), pgi_spi_text(0, 1),
-							   plan->version >= 0 ?
-							   "with the same greatest version" :
-							   "and there is no version column to choose between them"),
-					 errhint("Make the rows of each key differ in \"version_column\", or remove the duplicates.")));
-
-		initStringInfo(&eff);
-		appendStringInfoString(&eff, "SELECT DISTINCT ON (");
-		append_key_list(&eff, plan, "s");
-		appendStringInfoString(&eff, ") ");
-		pgi_append_column_list(&eff, "s", &plan->cols, NIL);
-		appendStringInfo(&eff, " FROM (%s) s ORDER BY ", plan->sel);
-		append_key_list(&eff, plan, "s");
-		if (plan->version >= 0)
-		{
-			appendStringInfoString(&eff, ", ");
-			pgi_append_column(&eff, "s", &plan->cols.cols[plan->version]);
-			appendStringInfoString(&eff, " DESC");
-		}
-		plan->eff = eff.data;
-	}
-	return total - dup_rows;
-}
-
-/* FROM (eff) s LEFT JOIN target t ON key match */
-static void
-append_source_join(StringInfo buf, UpsertPlan *plan, const char *t)
-{
-	appendStringInfo(buf, " FROM (%s) s LEFT JOIN %s %s ON ",
-					 plan->eff, plan->target->qualname, t);
-	pgi_append_key_match(buf, "s", t, &plan->cols, plan->key);
-}
-
 /* the found/not-found test on the outer-joined target row */
 static void
 append_found(StringInfo buf, UpsertPlan *plan, const char *t, bool found)
 {
 	pgi_append_column(buf, t, &plan->cols.cols[linitial_int(plan->key)]);
 	appendStringInfoString(buf, found ? " IS NOT NULL" : " IS NULL");
-}
-
-/* Step 2: count new, changed and stale rows; reads only, locks nothing. */
-static void
-classify(UpsertPlan *plan, int64 *new_rows, int64 *changed, int64 *stale)
-{
-	StringInfoData q;
-
-	initStringInfo(&q);
-	appendStringInfoString(&q, "SELECT pg_catalog.count(*) FILTER (WHERE ");
-	append_found(&q, plan, "t", false);
-	appendStringInfoString(&q, "), pg_catalog.count(*) FILTER (WHERE ");
-	append_found(&q, plan, "t", true);
-	appendStringInfoString(&q, " AND ");
-	append_changed(&q, plan, "t", "s");
-	appendStringInfoString(&q, "), pg_catalog.count(*) FILTER (WHERE ");
-	if (plan->version >= 0)
-	{
-		append_found(&q, plan, "t", true);
-		appendStringInfoString(&q, " AND ");
-		append_version_compare(&q, plan, "s", BTLessStrategyNumber, "t");
-	}
-	else
-		appendStringInfoString(&q, "false");
-	appendStringInfoString(&q, ")");
-	append_source_join(&q, plan, "t");
-
-	pgi_spi_run(q.data, &plan->source->params, true, 0, SPI_OK_SELECT);
-	*new_rows = pgi_spi_int8(0, 1);
-	*changed = pgi_spi_int8(0, 2);
-	*stale = pgi_spi_int8(0, 3);
-}
-
-static bool
-target_is_empty(UpsertPlan *plan)
-{
-	char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1", plan->target->qualname);
-
-	pgi_spi_run(q, NULL, true, 1, SPI_OK_SELECT);
-	return SPI_processed == 0;
 }
 
 /* SET u1 = <from>.u1, ... */
@@ -472,128 +286,416 @@ append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
 	}
 }
 
-static int64
-write_updates(UpsertPlan *plan)
+/* a column name for j's class, unused by the source's columns */
+static char *
+class_column_name(UpsertPlan *plan)
 {
-	StringInfoData q;
+	char	   *name = pstrdup("pgi_class");
 
-	initStringInfo(&q);
-	appendStringInfo(&q, "UPDATE %s t SET ", plan->target->qualname);
-	append_set_list(&q, plan, "s");
-	appendStringInfo(&q, " FROM (%s) s WHERE ", plan->eff);
-	pgi_append_key_match(&q, "t", "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, " AND ");
-	append_changed(&q, plan, "t", "s");
-	pgi_spi_run(q.data, &plan->source->params, false, 0, SPI_OK_UPDATE);
-	return (int64) SPI_processed;
+	while (pgi_column_index(&plan->cols, name) >= 0)
+		name = psprintf("%s_", name);
+	return name;
 }
 
 /*
- * The fast path's insert: a plain INSERT of the rows the target lacks
- * (all of them, when it was empty), so defaults are evaluated for those
- * rows alone and no speculative insertion is paid for.
+ * The one statement of a call, in the common case:
+ *
+ *	s	the source in the target's types; MATERIALIZED for a query or JSON
+ *		source, so it is evaluated once, while a relation is simply read
+ *		again (in the same snapshot, so the same rows);
+ *	c	the checks: one aggregate over s counting rows, null keys, null
+ *		versions and distinct keys;
+ *	d	the duplicated keys, and tie the key whose newest rows differ:
+ *		only read when c found duplicates (a CTE runs when first read);
+ *	e	with on_duplicate => 'last', the newest row of each key;
+ *	j	the rows to write (1 new, 2 changed) and the stale ones (3), from e
+ *		LEFT JOIN the target; read only if the checks passed, so that
+ *		nothing is written otherwise.  Unchanged rows are dropped here, so
+ *		an identical replay keeps no row and writes nothing;
+ *	u	UPDATE of the changed rows, rechecking that they still differ;
+ *	i	plain INSERT of the new rows;
+ *
+ * and one row of counts, with what the error messages need when the
+ * checks failed.  Every part reads the statement's one snapshot.
+ */
+typedef enum MergeResult
+{
+	MR_ROWS = 1,
+	MR_NULL_KEYS,
+	MR_NULL_VERSIONS,
+	MR_KEYED,
+	MR_DISTINCT,
+	MR_NEW,
+	MR_CHANGED,
+	MR_STALE,
+	MR_UPDATED,
+	MR_INSERTED,
+	MR_DUP_KEYS,
+	MR_DUP_EXAMPLE,
+	MR_TIE_EXAMPLE
+} MergeResult;
+
+static char *
+build_merge(UpsertPlan *plan)
+{
+	StringInfoData q;
+	const char *cls = class_column_name(plan);
+	const char *ok_dups;
+	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "
+		"AND c.nv OPERATOR(pg_catalog.=) 0";
+
+	initStringInfo(&q);
+	if (plan->probe)
+		appendStringInfoString(&q, "/* pg_idempotent: batch small against the table: index probes */ ");
+	appendStringInfo(&q, "WITH s AS %sMATERIALIZED (%s)",
+					 plan->materialize ? "" : "NOT ", plan->sel);
+
+	/* c: count(DISTINCT) sorts, several times cheaper than hashing */
+	appendStringInfoString(&q, ", c AS (SELECT pg_catalog.count(*) AS n, "
+						   "pg_catalog.count(*) FILTER (WHERE ");
+	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
+	appendStringInfoString(&q, ") AS nk, ");
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE ");
+		pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
+		appendStringInfoString(&q, " IS NULL)");
+	}
+	else
+		appendStringInfoString(&q, "0::pg_catalog.int8");
+	appendStringInfoString(&q, " AS nv, pg_catalog.count(*) FILTER (WHERE NOT ");
+	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
+	appendStringInfoString(&q, ") AS nn, pg_catalog.count(DISTINCT ");
+	append_key_row(&q, plan, "s");
+	appendStringInfoString(&q, ") FILTER (WHERE NOT ");
+	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
+	appendStringInfoString(&q, ") AS nd FROM s)");
+
+	if (!plan->keep_last)
+	{
+		appendStringInfoString(&q, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
+		append_key_text(&q, plan, "g");
+		appendStringInfoString(&q, ") AS ex FROM (SELECT ");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, " FROM s GROUP BY ");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
+		ok_dups = "c.nd OPERATOR(pg_catalog.=) c.nn";
+	}
+	else
+	{
+		StringInfoData win;
+
+		/* the window every row of a key shares, newest version first */
+		initStringInfo(&win);
+		appendStringInfoString(&win, "PARTITION BY ");
+		append_key_list(&win, plan, "s");
+		if (plan->version >= 0)
+		{
+			appendStringInfoString(&win, " ORDER BY ");
+			pgi_append_column(&win, "s", &plan->cols.cols[plan->version]);
+			appendStringInfoString(&win, " DESC");
+		}
+		/* rows tied for newest must be identical, or there is no answer */
+		appendStringInfoString(&q, ", tie AS (SELECT ");
+		append_key_text(&q, plan, "d");
+		appendStringInfoString(&q, " AS ex FROM (SELECT ");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, ", ROW(");
+		pgi_append_column_list(&q, "s", &plan->cols, NIL);
+		appendStringInfoString(&q, ") AS img, pg_catalog.first_value(ROW(");
+		pgi_append_column_list(&q, "s", &plan->cols, NIL);
+		appendStringInfo(&q, ")) OVER w AS top, pg_catalog.rank() OVER w AS rk "
+						 "FROM s WINDOW w AS (%s)) d "
+						 "WHERE d.rk OPERATOR(pg_catalog.=) 1 "
+						 "AND pg_catalog.record_image_ne(d.img, d.top) LIMIT 1)",
+						 win.data);
+
+		appendStringInfoString(&q, ", e AS (SELECT DISTINCT ON (");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, ") ");
+		pgi_append_column_list(&q, "s", &plan->cols, NIL);
+		appendStringInfoString(&q, " FROM s ORDER BY ");
+		append_key_list(&q, plan, "s");
+		if (plan->version >= 0)
+		{
+			appendStringInfoString(&q, ", ");
+			pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
+			appendStringInfoString(&q, " DESC");
+		}
+		appendStringInfoChar(&q, ')');
+		ok_dups = "(c.nd OPERATOR(pg_catalog.=) c.nn OR NOT EXISTS (SELECT FROM tie))";
+	}
+
+	/* j: classify, keeping only what is to be written or counted stale */
+	appendStringInfoString(&q, ", j AS (SELECT * FROM (SELECT ");
+	pgi_append_column_list(&q, "e", &plan->cols, NIL);
+	appendStringInfoString(&q, ", CASE WHEN ");
+	append_found(&q, plan, "t", false);
+	appendStringInfoString(&q, " THEN 1 WHEN ");
+	append_changed(&q, plan, "t", "e");
+	appendStringInfoString(&q, " THEN 2 ");
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(&q, "WHEN ");
+		append_version_compare(&q, plan, "e", BTLessStrategyNumber, "t");
+		appendStringInfoString(&q, " THEN 3 ");
+	}
+	appendStringInfoString(&q, "ELSE 0 END AS ");
+	pgi_append_ident(&q, cls);
+	appendStringInfo(&q, " FROM %s LEFT JOIN %s t ON ",
+					 plan->keep_last ? "e" : "s e", plan->target->qualname);
+	pgi_append_key_match(&q, "e", "t", &plan->cols, plan->key);
+	/* OFFSET 0: the CASE is computed once, not again in the filter */
+	appendStringInfo(&q, " WHERE (SELECT c.nk OPERATOR(pg_catalog.=) 0 AND c.nv OPERATOR(pg_catalog.=) 0 "
+					 "AND %s FROM c) OFFSET 0) x WHERE x.%s OPERATOR(pg_catalog.<>) 0)",
+					 ok_dups, quote_identifier(cls));
+
+	if (!plan->dry_run)
+	{
+		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
+		append_set_list(&q, plan, "j");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 AND ",
+						 quote_identifier(cls));
+		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
+		appendStringInfoString(&q, " AND ");
+		append_changed(&q, plan, "t", "j");
+		appendStringInfoString(&q, " RETURNING 1), i AS (");
+		pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "j");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1 RETURNING 1)",
+						 quote_identifier(cls));
+	}
+
+	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, c.nd, k.n1, k.n2, k.n3, %s, %s, ",
+					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
+					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM i)");
+	if (!plan->keep_last)
+		appendStringInfo(&q, "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
+						 "CASE WHEN %s THEN (SELECT d.ex FROM d) END, NULL::pg_catalog.text",
+						 dupcond, dupcond);
+	else
+		appendStringInfo(&q, "NULL::pg_catalog.int8, NULL::pg_catalog.text, "
+						 "CASE WHEN %s THEN (SELECT tie.ex FROM tie) END", dupcond);
+	appendStringInfo(&q, " FROM c, (SELECT pg_catalog.count(*) FILTER (WHERE j.%s OPERATOR(pg_catalog.=) 1) AS n1, "
+					 "pg_catalog.count(*) FILTER (WHERE j.%s OPERATOR(pg_catalog.=) 2) AS n2, "
+					 "pg_catalog.count(*) FILTER (WHERE j.%s OPERATOR(pg_catalog.=) 3) AS n3 FROM j) k",
+					 quote_identifier(cls), quote_identifier(cls), quote_identifier(cls));
+	return q.data;
+}
+
+/*
+ * Settings for the call's statements, undone when the call returns or its
+ * (sub)transaction aborts: no JIT (these statements are a join and a write
+ * per row, whose expressions the JIT's compile time was measured never to
+ * pay back), and for a batch small against the table no hash or merge
+ * join, so that each batch row probes the key's index, as ON CONFLICT
+ * does, whatever the estimates say.
+ */
+static int
+begin_settings(UpsertPlan *plan)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (plan->probe)
+	{
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
+	return nest;
+}
+
+/* Run one of the call's statements, in the call's snapshot. */
+static void
+upsert_exec(UpsertPlan *plan, const char *sql, bool read_only, int expected)
+{
+	pgi_spi_run_cached(sql, &plan->source->params, plan->relids,
+					   CURSOR_OPT_GENERIC_PLAN, plan->snapshot, read_only,
+					   expected);
+}
+
+static bool
+target_is_empty(UpsertPlan *plan)
+{
+	char	   *q;
+
+	/* a table without a block has no row in any snapshot */
+	if (plan->target->relkind == RELKIND_RELATION)
+	{
+		Relation	rel = relation_open(plan->target->relid, NoLock);
+		BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+
+		relation_close(rel, NoLock);
+		if (blocks == 0)
+			return true;
+	}
+	q = psprintf("SELECT 1 FROM %s LIMIT 1", plan->target->qualname);
+	pgi_spi_run_cached(q, NULL, plan->relids, CURSOR_OPT_GENERIC_PLAN,
+					   plan->snapshot, true, SPI_OK_SELECT);
+	return SPI_processed == 0;
+}
+
+/*
+ * The first load's insert: a plain INSERT of the whole source into the
+ * empty table, so defaults are evaluated for those rows alone and no
+ * speculative insertion is paid for.
  */
 static int64
-write_new_rows(UpsertPlan *plan, bool all_new)
+write_all_new(UpsertPlan *plan)
 {
 	StringInfoData q;
 
 	initStringInfo(&q);
 	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "s");
-	if (all_new)
-		appendStringInfo(&q, " FROM (%s) s", plan->eff);
-	else
-	{
-		append_source_join(&q, plan, "o");
-		appendStringInfoString(&q, " WHERE ");
-		append_found(&q, plan, "o", false);
-	}
-	pgi_spi_run(q.data, &plan->source->params, false, 0, SPI_OK_INSERT);
+	appendStringInfo(&q, " FROM (%s) s", plan->sel);
+	upsert_exec(plan, q.data, false, SPI_OK_INSERT);
 	return (int64) SPI_processed;
 }
 
 /*
  * The safe path, taken when another session wrote some of the same keys
- * since we classified the batch: one INSERT ... ON CONFLICT DO UPDATE of
- * the whole batch, in key order, so it neither trusts the classification
- * nor deadlocks against another session doing the same.  It locks the
+ * since the call's snapshot: one INSERT ... ON CONFLICT DO UPDATE of the
+ * whole batch, in key order, so it neither trusts the classification nor
+ * deadlocks against another session doing the same.  It locks the
  * conflicting rows and evaluates defaults for every row it offers, which
- * is the price of the race, not of the common case.
+ * is the price of the race, not of the common case.  It reads the source
+ * in the call's snapshot (so the same rows; a query or JSON source is
+ * evaluated again, this once) and counts what it needs itself: the rows,
+ * those left after duplicates are folded, and the stale ones, as the
+ * table was before it wrote.
  */
+typedef enum SafeResult
+{
+	SR_ROWS = 1,
+	SR_EFFECTIVE,
+	SR_STALE,
+	SR_INSERTED,
+	SR_UPDATED
+} SafeResult;
+
 static void
-write_all_rows_safely(UpsertPlan *plan, int64 *inserted, int64 *updated)
+write_all_rows_safely(UpsertPlan *plan, UpsertCounts *counts)
 {
 	StringInfoData q;
 
 	initStringInfo(&q);
-	appendStringInfoString(&q, "WITH w AS (");
-	pgi_append_insert_into(&q, plan->target->qualname, "t", &plan->cols, "s");
-	appendStringInfo(&q, " FROM (%s) s ORDER BY ", plan->eff);
-	append_key_list(&q, plan, "s");
+	appendStringInfo(&q, "WITH s AS MATERIALIZED (%s)", plan->sel);
+	if (plan->keep_last)
+	{
+		appendStringInfoString(&q, ", e AS (SELECT DISTINCT ON (");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, ") ");
+		pgi_append_column_list(&q, "s", &plan->cols, NIL);
+		appendStringInfoString(&q, " FROM s ORDER BY ");
+		append_key_list(&q, plan, "s");
+		if (plan->version >= 0)
+		{
+			appendStringInfoString(&q, ", ");
+			pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
+			appendStringInfoString(&q, " DESC");
+		}
+		appendStringInfoChar(&q, ')');
+	}
+	else
+		appendStringInfoString(&q, ", e AS (SELECT * FROM s)");
+	appendStringInfoString(&q, ", w AS (");
+	pgi_append_insert_into(&q, plan->target->qualname, "t", &plan->cols, "e");
+	appendStringInfoString(&q, " FROM e ORDER BY ");
+	append_key_list(&q, plan, "e");
 	appendStringInfoString(&q, " ON CONFLICT (");
 	append_key_list(&q, plan, NULL);
-	if (plan->upd == NIL)
-		appendStringInfoString(&q, ") DO NOTHING");
-	else
-	{
-		appendStringInfoString(&q, ") DO UPDATE SET ");
-		append_set_list(&q, plan, "excluded");
-		appendStringInfoString(&q, " WHERE ");
-		append_changed(&q, plan, "t", "excluded");
-	}
+	appendStringInfoString(&q, ") DO UPDATE SET ");
+	append_set_list(&q, plan, "excluded");
+	appendStringInfoString(&q, " WHERE ");
+	append_changed(&q, plan, "t", "excluded");
 
 	/*
 	 * A row ON CONFLICT updated carries our transaction as its xmax; a row it
 	 * inserted has none.
 	 */
 	appendStringInfoString(&q, " RETURNING t.xmax AS x) "
-						   "SELECT pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.=) '0'::pg_catalog.xid), "
+						   "SELECT (SELECT pg_catalog.count(*) FROM s), "
+						   "(SELECT pg_catalog.count(*) FROM e), ");
+	if (plan->version >= 0)
+	{
+		appendStringInfo(&q, "(SELECT pg_catalog.count(*) FROM e JOIN %s t ON ",
+						 plan->target->qualname);
+		pgi_append_key_match(&q, "e", "t", &plan->cols, plan->key);
+		appendStringInfoString(&q, " WHERE ");
+		append_version_compare(&q, plan, "e", BTLessStrategyNumber, "t");
+		appendStringInfoString(&q, "), ");
+	}
+	else
+		appendStringInfoString(&q, "0::pg_catalog.int8, ");
+	appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.=) '0'::pg_catalog.xid), "
 						   "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid) FROM w");
-	pgi_spi_run(q.data, &plan->source->params, false, 0, SPI_OK_SELECT);
-	*inserted = pgi_spi_int8(0, 1);
-	*updated = pgi_spi_int8(0, 2);
+	upsert_exec(plan, q.data, false, SPI_OK_SELECT);
+	counts->duplicates = pgi_spi_int8(0, SR_ROWS) - pgi_spi_int8(0, SR_EFFECTIVE);
+	counts->stale = pgi_spi_int8(0, SR_STALE);
+	counts->inserted = pgi_spi_int8(0, SR_INSERTED);
+	counts->updated = pgi_spi_int8(0, SR_UPDATED);
+	counts->unchanged = Max(pgi_spi_int8(0, SR_EFFECTIVE) - counts->inserted -
+							counts->updated - counts->stale, 0);
 }
 
 /* What one attempt at writing needs, passed through pgi_run_in_subxact. */
 typedef struct UpsertWrite
 {
 	UpsertPlan *plan;
-	int64		total;
+	bool		safe;
+	const char *merge;			/* the one statement */
+	/* what the one statement found and did */
+	int64		rows;
+	int64		null_keys;
+	int64		null_versions;
+	int64		keyed;
+	int64		distinct;
 	int64		new_rows;
 	int64		changed;
-	bool		safe;
-	int64		inserted;
+	int64		stale;
 	int64		updated;
+	int64		inserted;
+	int64		dup_keys;
+	char	   *dup_example;
+	char	   *tie_example;
+	UpsertCounts safe_counts;
 } UpsertWrite;
 
+static char *
+result_text(int col)
+{
+	char	   *v = pgi_spi_text(0, col);
+
+	return v;
+}
+
 static void
-write_once(void *arg)
+merge_once(void *arg)
 {
 	UpsertWrite *w = (UpsertWrite *) arg;
 
-	w->inserted = 0;
-	w->updated = 0;
 	if (w->safe)
 	{
-		write_all_rows_safely(w->plan, &w->inserted, &w->updated);
-		pgi_progress_step(&w->plan->progress,
-						  "inserted %lld and updated %lld %s with INSERT ... ON CONFLICT",
-						  (long long) w->inserted, (long long) w->updated,
-						  PGI_PLURAL(w->updated, "row", "rows"));
+		write_all_rows_safely(w->plan, &w->safe_counts);
+		return;
 	}
-	else
-	{
-		if (w->changed > 0)
-		{
-			w->updated = write_updates(w->plan);
-			pgi_progress_rows(&w->plan->progress, "updated", w->updated);
-		}
-		if (w->new_rows > 0)
-		{
-			w->inserted = write_new_rows(w->plan, w->new_rows == w->total);
-			pgi_progress_rows(&w->plan->progress, "inserted", w->inserted);
-		}
-	}
+	upsert_exec(w->plan, w->merge, w->plan->dry_run, SPI_OK_SELECT);
+	w->rows = pgi_spi_int8(0, MR_ROWS);
+	w->null_keys = pgi_spi_int8(0, MR_NULL_KEYS);
+	w->null_versions = pgi_spi_int8(0, MR_NULL_VERSIONS);
+	w->keyed = pgi_spi_int8(0, MR_KEYED);
+	w->distinct = pgi_spi_int8(0, MR_DISTINCT);
+	w->new_rows = pgi_spi_int8(0, MR_NEW);
+	w->changed = pgi_spi_int8(0, MR_CHANGED);
+	w->stale = pgi_spi_int8(0, MR_STALE);
+	w->updated = pgi_spi_int8(0, MR_UPDATED);
+	w->inserted = pgi_spi_int8(0, MR_INSERTED);
+	w->dup_keys = pgi_spi_int8(0, MR_DUP_KEYS);
+	w->dup_example = result_text(MR_DUP_EXAMPLE);
+	w->tie_example = result_text(MR_TIE_EXAMPLE);
 }
 
 /*
@@ -615,62 +717,153 @@ rollback_cause(int sqlerrcode)
 	return unpack_sql_state(sqlerrcode);
 }
 
+/* The errors the checks found, as the contract words them. */
+static void
+report_check_errors(UpsertPlan *plan, UpsertWrite *w)
+{
+	int64		dup_rows = w->keyed - w->distinct;
+
+	if (w->null_keys > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("source \"%s\" has null key values", plan->source->name),
+				 errdetail("%lld of its rows have a null in key column(s) (%s).",
+						   (long long) w->null_keys, key_names(plan)),
+				 errhint("Filter out or fix those rows: a null key matches no row.")));
+	if (w->null_versions > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("source \"%s\" has null values in version column \"%s\"",
+						plan->source->name,
+						plan->cols.cols[plan->version].name),
+				 errdetail("%lld of its rows have no version.",
+						   (long long) w->null_versions)));
+	if (dup_rows > 0 && !plan->keep_last)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("source \"%s\" has duplicate keys", plan->source->name),
+				 errdetail("Key (%s)=%s appears more than once; %lld keys are duplicated, %lld rows in all.",
+						   key_names(plan), w->dup_example, (long long) w->dup_keys,
+						   (long long) (dup_rows + w->dup_keys)),
+				 errhint("Remove the duplicates, or pass on_duplicate => 'last' with a version_column to keep the newest row of each key.")));
+	if (dup_rows > 0 && w->tie_example != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("source \"%s\" has duplicate keys with no single newest row",
+						plan->source->name),
+				 errdetail("Key (%s)=%s has different rows %s.",
+						   key_names(plan), w->tie_example,
+						   plan->version >= 0 ?
+						   "with the same greatest version" :
+						   "and there is no version column to choose between them"),
+				 errhint("Make the rows of each key differ in \"version_column\", or remove the duplicates.")));
+}
+
 /*
- * Step 3: the fast path first, then the safe path for as long as sessions
- * still on their fast path deadlock against us.  The last attempt runs
- * without catching anything, so its error, if any, is the caller's.
+ * The general path: the one statement, in a subtransaction when it
+ * writes.  If another session inserted one of the same keys since the
+ * call's snapshot (unique violation), or the two deadlock, the statement is
+ * rolled back and the batch written again with INSERT ... ON CONFLICT in
+ * key order, for as long as sessions still on their first attempt deadlock
+ * against us; the last attempt runs without catching anything, so its
+ * error, if any, is the caller's.
  */
 static void
-write_changes(UpsertPlan *plan, int64 total, int64 new_rows, int64 changed,
-			  int64 *inserted, int64 *updated)
+upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 {
 	static const int fast_codes[] = {ERRCODE_UNIQUE_VIOLATION,
 	ERRCODE_T_R_DEADLOCK_DETECTED, 0};
 	static const int safe_codes[] = {ERRCODE_T_R_DEADLOCK_DETECTED, 0};
 	static const int no_codes[] = {0};
 	UpsertWrite w;
+	int64		total;
 	int			attempt;
 
+	memset(&w, 0, sizeof(w));
 	w.plan = plan;
-	w.total = total;
-	w.new_rows = new_rows;
-	w.changed = changed;
-	for (attempt = 1;; attempt++)
-	{
-		int			caught;
+	w.merge = build_merge(plan);
 
-		w.safe = attempt > 1;
-		caught = pgi_run_in_subxact(write_once, &w,
-									attempt == UPSERT_MAX_ATTEMPTS ? no_codes :
-									w.safe ? safe_codes : fast_codes);
-		if (caught == 0)
-			break;
-		/* also where a cancel between attempts is taken */
-		pgi_progress_step(&plan->progress,
-						  "write attempt %d rolled back after %s; writing the batch again with INSERT ... ON CONFLICT in key order",
-						  attempt, rollback_cause(caught));
-	}
-	*inserted = w.inserted;
-	*updated = w.updated;
-
-	/*
-	 * The fast path updated fewer rows than step 2 counted as changed: a
-	 * concurrent writer got there between, and one of its changes may have
-	 * taken a row out from under our UPDATE (deleted and re-inserted it, as
-	 * a replace does), which READ COMMITTED skips without a word.  One pass
-	 * of the safe path decides every row again against the committed table;
-	 * rows the fast path wrote are identical by now and left alone.
-	 */
-	if (!w.safe && w.updated < changed)
+	if (plan->dry_run)
+		merge_once(&w);
+	else
 	{
-		pgi_progress_step(&plan->progress,
-						  "updated %lld of the %lld changed rows; deciding the batch again with INSERT ... ON CONFLICT",
-						  (long long) w.updated, (long long) changed);
-		w.safe = true;
-		(void) pgi_run_in_subxact(write_once, &w, no_codes);
-		*inserted += w.inserted;
-		*updated += w.updated;
+		for (attempt = 1;; attempt++)
+		{
+			int			caught;
+
+			w.safe = attempt > 1;
+			caught = pgi_run_in_subxact(merge_once, &w,
+										attempt == UPSERT_MAX_ATTEMPTS ? no_codes :
+										w.safe ? safe_codes : fast_codes);
+			if (caught == 0)
+				break;
+			/* also where a cancel between attempts is taken */
+			pgi_progress_step(&plan->progress,
+							  "write attempt %d rolled back after %s; writing the batch again with INSERT ... ON CONFLICT in key order",
+							  attempt, rollback_cause(caught));
+		}
+		if (w.safe)
+		{
+			*counts = w.safe_counts;
+			pgi_progress_step(&plan->progress,
+							  "inserted %lld and updated %lld %s with INSERT ... ON CONFLICT",
+							  (long long) counts->inserted, (long long) counts->updated,
+							  PGI_PLURAL(counts->updated, "row", "rows"));
+			return;
+		}
 	}
+
+	report_check_errors(plan, &w);
+	counts->duplicates = w.keyed - w.distinct;
+	total = w.rows - counts->duplicates;
+	pgi_progress_step(&plan->progress,
+					  "checked the source: %lld %s, %lld %s",
+					  (long long) w.rows, PGI_PLURAL(w.rows, "row", "rows"),
+					  (long long) counts->duplicates,
+					  PGI_PLURAL(counts->duplicates, "duplicate", "duplicates"));
+	pgi_progress_step(&plan->progress,
+					  "classified %lld %s: %lld new, %lld changed, %lld stale, %lld unchanged%s",
+					  (long long) total, PGI_PLURAL(total, "row", "rows"),
+					  (long long) w.new_rows,
+					  (long long) w.changed, (long long) w.stale,
+					  (long long) (total - w.new_rows - w.changed - w.stale),
+					  plan->dry_run ? " (dry run: nothing written)" : "");
+	counts->stale = w.stale;
+	if (plan->dry_run)
+	{
+		counts->inserted = w.new_rows;
+		counts->updated = w.changed;
+	}
+	else
+	{
+		if (w.changed > 0)
+			pgi_progress_rows(&plan->progress, "updated", w.updated);
+		if (w.new_rows > 0)
+			pgi_progress_rows(&plan->progress, "inserted", w.inserted);
+		counts->inserted = w.inserted;
+		counts->updated = w.updated;
+
+		/*
+		 * The UPDATE found fewer rows than the classification counted as
+		 * changed: a concurrent writer got there between, and one of its
+		 * changes may have taken a row out from under our UPDATE (deleted
+		 * and re-inserted it, as a replace does), which READ COMMITTED
+		 * skips without a word.  One pass of the safe path decides every
+		 * row again against the committed table; rows already written are
+		 * identical by now and left alone.
+		 */
+		if (w.updated < w.changed)
+		{
+			pgi_progress_step(&plan->progress,
+							  "updated %lld of the %lld changed rows; deciding the batch again with INSERT ... ON CONFLICT",
+							  (long long) w.updated, (long long) w.changed);
+			w.safe = true;
+			(void) pgi_run_in_subxact(merge_once, &w, no_codes);
+			counts->inserted += w.safe_counts.inserted;
+			counts->updated += w.safe_counts.updated;
+		}
+	}
+	counts->unchanged = Max(total - counts->inserted - counts->updated - counts->stale, 0);
 }
 
 static void
@@ -678,17 +871,19 @@ first_load_once(void *arg)
 {
 	UpsertWrite *w = (UpsertWrite *) arg;
 
-	w->inserted = write_new_rows(w->plan, true);
+	w->inserted = write_all_new(w->plan);
 }
 
 /*
  * A first load into an empty table, optimistically: one plain INSERT of the
  * whole source, letting the key's unique index and NOT NULL constraints find
- * what steps 1 and 2 would look for.  If the source turns out to have
+ * what the checks would look for.  If the source turns out to have
  * duplicate or null keys, or another session is loading the same keys, the
  * insert is rolled back and the caller takes the general path, which reports
  * or resolves them.  Only used where the index is sure to catch both: the
- * key columns are NOT NULL and no version column needs checking.
+ * key columns are NOT NULL and no version column needs checking; and not
+ * with on_duplicate => 'last', whose batches are expected to have
+ * duplicates (a query or JSON source would be evaluated twice).
  */
 static bool
 try_first_load(UpsertPlan *plan, int64 *inserted)
@@ -699,7 +894,7 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	ListCell   *lc;
 	int			caught;
 
-	if (plan->dry_run || plan->version >= 0)
+	if (plan->dry_run || plan->version >= 0 || plan->keep_last)
 		return false;
 	foreach(lc, plan->key)
 	{
@@ -726,6 +921,31 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	return true;
 }
 
+/*
+ * Rows of a relation, from its size on disk and its last known density:
+ * what decides whether a batch is small against the table.
+ */
+static double
+relation_rows(Oid relid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	double		rows = -1;
+
+	if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+	{
+		BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+		double		density = 50;	/* rows per block before any ANALYZE */
+
+		if (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples >= 0)
+			density = rel->rd_rel->reltuples / rel->rd_rel->relpages;
+		rows = blocks * density;
+	}
+	else if (rel->rd_rel->reltuples >= 0)
+		rows = rel->rd_rel->reltuples;
+	relation_close(rel, NoLock);
+	return rows;
+}
+
 static void
 upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 {
@@ -734,11 +954,9 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	ArrayType  *key = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
 	char	   *version = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char	   *on_duplicate;
-	int64		total,
-				new_rows,
-				changed;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
+	int			nest;
 
 	pgi_require_arg(fcinfo, 4, "on_duplicate");
 	pgi_require_arg(fcinfo, 5, "dry_run");
@@ -749,6 +967,9 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	plan.target = target;
 	plan.source = source;
 	plan.dry_run = PG_GETARG_BOOL(5);
+	plan.relids[0] = target->relid;
+	plan.relids[1] = source->relid;
+	plan.materialize = !OidIsValid(source->relid);
 	pgi_progress_begin(&plan.progress, get_func_name(fcinfo->flinfo->fn_oid),
 					   target->displayname);
 	if (strcmp(on_duplicate, "error") == 0)
@@ -764,44 +985,30 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	plan_columns(&plan);
 	plan_key_and_version(&plan, key, version);
 
-	if (!try_first_load(&plan, &counts.inserted))
+	/*
+	 * A batch under a quarter of the table probes the key's index per row.
+	 * A query's size is not known before it runs: the planner decides.
+	 */
+	if (source->rows >= 0)
 	{
-		total = check_source(&plan, &counts);
-		pgi_progress_step(&plan.progress,
-						  "checked the source: %lld %s, %lld %s",
-						  (long long) (total + counts.duplicates),
-						  PGI_PLURAL(total + counts.duplicates, "row", "rows"),
-						  (long long) counts.duplicates,
-						  PGI_PLURAL(counts.duplicates, "duplicate", "duplicates"));
-		if (target_is_empty(&plan))
-		{
-			/*
-			 * Every row is new, and the join would only prove it.  A
-			 * concurrent insert is still caught by the write's fallback.
-			 */
-			new_rows = total;
-			changed = 0;
-		}
-		else
-			classify(&plan, &new_rows, &changed, &counts.stale);
-		pgi_progress_step(&plan.progress,
-						  "classified %lld %s: %lld new, %lld changed, %lld stale, %lld unchanged%s",
-						  (long long) total, PGI_PLURAL(total, "row", "rows"),
-						  (long long) new_rows,
-						  (long long) changed, (long long) counts.stale,
-						  (long long) (total - new_rows - changed - counts.stale),
-						  plan.dry_run ? " (dry run: nothing written)" : "");
+		double		target_rows = relation_rows(target->relid);
 
-		if (plan.dry_run)
-		{
-			counts.inserted = new_rows;
-			counts.updated = changed;
-		}
-		else if (new_rows > 0 || changed > 0)
-			write_changes(&plan, total, new_rows, changed,
-						  &counts.inserted, &counts.updated);
-		counts.unchanged = Max(total - counts.inserted - counts.updated - counts.stale, 0);
+		plan.probe = target_rows >= 0 && source->rows * 4 < target_rows;
 	}
+
+	/*
+	 * Every statement of the call reads its inputs as of this one moment:
+	 * a source changed while the call runs is seen as it was at its start.
+	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
+	 */
+	plan.snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	nest = begin_settings(&plan);
+
+	if (!try_first_load(&plan, &counts.inserted))
+		upsert_general(&plan, &counts);
+
+	AtEOXact_GUC(true, nest);
+	UnregisterSnapshot(plan.snapshot);
 
 	values[0] = Int64GetDatum(counts.inserted);
 	values[1] = Int64GetDatum(counts.updated);
@@ -817,6 +1024,7 @@ source_new(void)
 	UpsertSource *source = palloc0(sizeof(UpsertSource));
 
 	initStringInfo(&source->from);
+	source->rows = -1;
 	return source;
 }
 
@@ -833,6 +1041,8 @@ pgi_idempotent_upsert(PG_FUNCTION_ARGS)
 	rel = pgi_relation_open(PG_GETARG_OID(1), PGI_REL_READ, "source");
 	source->name = rel->displayname;
 	source->columns = rel->columns;
+	source->relid = rel->relid;
+	source->rows = relation_rows(rel->relid);
 	appendStringInfo(&source->from, "%s s0", rel->qualname);
 
 	SPI_connect();
@@ -869,6 +1079,62 @@ single_select(const char *query)
 	return pstrdup(query + stmt->stmt_location);
 }
 
+/*
+ * The query is only read: a locking clause (FOR UPDATE, FOR SHARE) at any
+ * level is refused, with the error SPI gives a read-only statement that
+ * has one.  (The call's statement writes the target, so SPI no longer
+ * refuses it for us.)
+ */
+static bool
+query_locks_rows(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->rowMarks != NIL)
+		{
+			*(LockClauseStrength *) context =
+				linitial_node(RowMarkClause, q->rowMarks)->strength;
+			return true;
+		}
+		return query_tree_walker(q, query_locks_rows, context, 0);
+	}
+	return expression_tree_walker(node, query_locks_rows, context);
+}
+
+static void
+refuse_locking(Query *query)
+{
+	LockClauseStrength strength = LCS_NONE;
+	CommandTag	tag;
+
+	if (!query_locks_rows((Node *) query, &strength))
+		return;
+	switch (strength)
+	{
+		case LCS_FORKEYSHARE:
+			tag = CMDTAG_SELECT_FOR_KEY_SHARE;
+			break;
+		case LCS_FORSHARE:
+			tag = CMDTAG_SELECT_FOR_SHARE;
+			break;
+		case LCS_FORNOKEYUPDATE:
+			tag = CMDTAG_SELECT_FOR_NO_KEY_UPDATE;
+			break;
+		default:
+			tag = CMDTAG_SELECT_FOR_UPDATE;
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	/* translator: %s is a SQL statement name */
+			 errmsg("%s is not allowed in a non-volatile function",
+					GetCommandTagName(tag))));
+}
+
 Datum
 pgi_idempotent_upsert_query(PG_FUNCTION_ARGS)
 {
@@ -893,6 +1159,7 @@ pgi_idempotent_upsert_query(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("query returns no rows")));
+	refuse_locking(linitial_node(Query, ps->query_list));
 	source->name = "query";
 	source->columns = pgi_columns_from_tupdesc(ps->resultDesc);
 	for (i = 0; i < source->columns.ncols; i++)
@@ -906,15 +1173,129 @@ pgi_idempotent_upsert_query(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
+/* A key of a JSON object, pointing into the jsonb it came from. */
+typedef struct JsonKey
+{
+	const char *str;
+	int			len;
+} JsonKey;
+
+static uint32
+json_key_hash(const void *key, Size keysize)
+{
+	const JsonKey *k = (const JsonKey *) key;
+
+	return hash_bytes((const unsigned char *) k->str, k->len);
+}
+
+static int
+json_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const JsonKey *a = (const JsonKey *) key1;
+	const JsonKey *b = (const JsonKey *) key2;
+
+	return (a->len == b->len && memcmp(a->str, b->str, a->len) == 0) ? 0 : 1;
+}
+
+static int
+json_key_cmp(const void *a, const void *b)
+{
+	const JsonKey *x = (const JsonKey *) a;
+	const JsonKey *y = (const JsonKey *) b;
+
+	return varstr_cmp(x->str, x->len, y->str, y->len, DEFAULT_COLLATION_OID);
+}
+
+/*
+ * One pass over the array, in C: counts its elements, refuses any that is
+ * not an object, and returns the distinct keys of the objects, sorted as
+ * ORDER BY sorts text.  Nothing per row is kept: the keys point into the
+ * jsonb, and each object's iterator is freed as it ends.
+ */
+static int64
+json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	HASH_SEQ_STATUS status;
+	JsonKey    *entry;
+	JsonKey    *sorted;
+	int64		nrows = 0;
+	int64		not_objects = 0;
+	int			nkeys;
+	int			i;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(JsonKey);
+	ctl.entrysize = sizeof(JsonKey);
+	ctl.hash = json_key_hash;
+	ctl.match = json_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("pg_idempotent JSON keys", 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	it = JsonbIteratorInit(&rows->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbIterator *oit;
+		JsonbValue	k;
+		JsonbIteratorToken otok;
+
+		if (tok != WJB_ELEM)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		nrows++;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		{
+			not_objects++;
+			continue;
+		}
+		oit = JsonbIteratorInit(v.val.binary.data);
+		while ((otok = JsonbIteratorNext(&oit, &k, true)) != WJB_DONE)
+		{
+			JsonKey		key;
+
+			if (otok != WJB_KEY)
+				continue;
+			key.str = k.val.string.val;
+			key.len = k.val.string.len;
+			(void) hash_search(seen, &key, HASH_ENTER, NULL);
+		}
+	}
+	if (not_objects > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"rows\" must be a JSON array of objects"),
+				 errdetail("%lld of its elements are not objects.",
+						   (long long) not_objects)));
+
+	nkeys = (int) hash_get_num_entries(seen);
+	sorted = palloc(sizeof(JsonKey) * Max(nkeys, 1));
+	i = 0;
+	hash_seq_init(&status, seen);
+	while ((entry = (JsonKey *) hash_seq_search(&status)) != NULL)
+		sorted[i++] = *entry;
+	qsort(sorted, nkeys, sizeof(JsonKey), json_key_cmp);
+	*keys_out = palloc(sizeof(char *) * Max(nkeys, 1));
+	for (i = 0; i < nkeys; i++)
+		(*keys_out)[i] = pnstrdup(sorted[i].str, sorted[i].len);
+	*nkeys_out = nkeys;
+	hash_destroy(seen);
+	return nrows;
+}
+
 Datum
 pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 {
 	PgiRelation *target;
 	UpsertSource *source = source_new();
 	Jsonb	   *rows;
-	Datum	   *keys;
-	bool	   *keynulls;
+	char	  **keys;
 	int			nkeys;
+	int64		nrows;
 	int			i;
 
 	pgi_require_arg(fcinfo, 0, "target");
@@ -932,19 +1313,11 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	/* the columns are the union of the objects' keys */
-	pgi_spi_run("SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.jsonb_typeof(e) OPERATOR(pg_catalog.<>) 'object'), "
-				"pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements($1) e",
-				&source->params, true, 0, SPI_OK_SELECT);
-	if (pgi_spi_int8(0, 1) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"rows\" must be a JSON array of objects"),
-				 errdetail("%lld of its elements are not objects.",
-						   (long long) pgi_spi_int8(0, 1))));
-	if (pgi_spi_int8(0, 2) == 0)
+	nrows = json_scan(rows, &keys, &nkeys);
+	if (nrows == 0)
 	{
 		/* nothing to merge: an empty batch is a valid, empty replay */
-		Datum		values[5] = {0, 0, 0, 0, 0};
+		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
 		pgi_require_arg(fcinfo, 4, "on_duplicate");
@@ -956,28 +1329,18 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 		SPI_finish();
 		PG_RETURN_NULL();
 	}
-	pgi_spi_run("SELECT pg_catalog.array_agg(DISTINCT k ORDER BY k) "
-				"FROM pg_catalog.jsonb_array_elements($1) e, pg_catalog.jsonb_object_keys(e) k",
-				&source->params, true, 0, SPI_OK_SELECT);
-	{
-		bool		isnull;
-		Datum		arr = SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the objects in argument \"rows\" have no keys")));
-		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false,
-						  TYPALIGN_INT, &keys, &keynulls, &nkeys);
-	}
+	if (nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the objects in argument \"rows\" have no keys")));
+	source->rows = nrows;
 
 	source->columns.ncols = 0;
 	source->columns.cols = palloc0(sizeof(PgiColumn) * nkeys);
 	appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1) s0(");
 	for (i = 0; i < nkeys; i++)
 	{
-		char	   *name = TextDatumGetCString(keys[i]);
+		char	   *name = keys[i];
 		int			t = pgi_column_index(&target->columns, name);
 		PgiColumn  *col;
 
