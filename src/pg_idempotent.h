@@ -69,6 +69,7 @@ extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						  ArrayType *key, const char *sourcename);
 extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
 extern char *pgi_unused_relname(Oid nspid, const char *base);
+extern double pgi_relation_rows(Oid relid);
 
 /* sqlbuild.c */
 extern void pgi_append_ident(StringInfo buf, const char *ident);
@@ -98,6 +99,12 @@ extern void pgi_append_image_differs(StringInfo buf, const char *left,
 									 const PgiColumnList *cols, List *indexes,
 									 bool differs);
 extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
+extern void pgi_append_row_value(StringInfo buf, const char *alias,
+								 const PgiColumnList *cols, List *indexes);
+extern void pgi_append_row_text(StringInfo buf, const char *alias,
+								const PgiColumnList *cols, List *indexes);
+extern char *pgi_column_names(const PgiColumnList *cols, List *indexes);
+extern int	pgi_begin_settings(bool probe);
 
 typedef struct PgiParams
 {

@@ -24,6 +24,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -480,4 +481,30 @@ pgi_unused_relname(Oid nspid, const char *base)
 		name = psprintf("%s_%d", base, ++n);
 	}
 	return name;
+}
+
+/*
+ * Rows of a relation, from its size on disk and its last known density:
+ * what decides whether a batch is small against a table.  -1 when there
+ * is no way to tell (a view never analyzed).
+ */
+double
+pgi_relation_rows(Oid relid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	double		rows = -1;
+
+	if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+	{
+		BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+		double		density = 50;	/* rows per block before any ANALYZE */
+
+		if (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples >= 0)
+			density = rel->rd_rel->reltuples / rel->rd_rel->relpages;
+		rows = blocks * density;
+	}
+	else if (rel->rd_rel->reltuples >= 0)
+		rows = rel->rd_rel->reltuples;
+	relation_close(rel, NoLock);
+	return rows;
 }
