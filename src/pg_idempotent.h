@@ -67,6 +67,9 @@ extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
 extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						  ArrayType *key, const char *sourcename);
+extern List *pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
+							   ArrayType *key, const char *sourcename,
+							   int with);
 extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
 extern char *pgi_unused_relname(Oid nspid, const char *base);
 extern double pgi_relation_rows(Oid relid);
