@@ -132,6 +132,7 @@ extern void pgi_return_row(FunctionCallInfo fcinfo, Datum *values,
 
 /* runtime.c */
 extern void pgi_runtime_init(void);
+extern int64 pgi_current_run_time(void);
 
 /* encode.c: the canonical, settings-independent encoding of a value */
 extern void pgi_encode_value(StringInfo buf, Datum value, bool isnull,
