@@ -25,11 +25,13 @@ SET pg_idempotent.run_time = '2025-01-10 00:00+00';
 SELECT * FROM idempotent_history('hist_dim', 'hist_src');
 SELECT * FROM hist_versions;
 
--- a re-run of the same run writes nothing: every row keeps its physical
--- place and the transaction that wrote it
+-- a re-run of the same run writes nothing and locks nothing: every row
+-- keeps its physical place and the transaction that wrote it, and none
+-- carries a locker in xmax
 SELECT string_agg(ctid::text || xmin::text, ',' ORDER BY ctid) AS rows_before FROM hist_dim \gset
 SELECT * FROM idempotent_history('hist_dim', 'hist_src');
-SELECT string_agg(ctid::text || xmin::text, ',' ORDER BY ctid) = :'rows_before' AS untouched FROM hist_dim;
+SELECT string_agg(ctid::text || xmin::text, ',' ORDER BY ctid) = :'rows_before' AS untouched,
+	count(*) FILTER (WHERE xmax <> '0'::xid) AS locked FROM hist_dim;
 
 -- as_of given explicitly overrides run_time(); a changed key's current
 -- version is closed at as_of and a new one starts there; a new key gets its
