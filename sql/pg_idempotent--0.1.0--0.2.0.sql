@@ -74,3 +74,21 @@ ALTER FUNCTION _fingerprint_deserialize(pg_catalog.bytea, pg_catalog.internal) S
 ALTER FUNCTION _fingerprint_final(pg_catalog.internal) SET SCHEMA pgi_internal;
 ALTER AGGREGATE _fingerprint_agg(record) SET SCHEMA pgi_internal;
 ALTER FUNCTION _replace_image("any") SET SCHEMA pgi_internal;
+
+-- 8. History: immutable versioned writes
+
+CREATE FUNCTION idempotent_history(target pg_catalog.regclass,
+	source pg_catalog.regclass,
+	key pg_catalog.text[] DEFAULT NULL,
+	as_of pg_catalog.timestamptz DEFAULT NULL,
+	valid_from pg_catalog.text DEFAULT 'valid_from',
+	valid_to pg_catalog.text DEFAULT 'valid_to',
+	deletes pg_catalog.text DEFAULT 'ignore',
+	dry_run pg_catalog.bool DEFAULT false)
+RETURNS TABLE (inserted pg_catalog.int8, closed pg_catalog.int8,
+			   corrected pg_catalog.int8, unchanged pg_catalog.int8)
+AS 'MODULE_PATHNAME', 'pgi_idempotent_history'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION idempotent_history(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.timestamptz, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
+'write a source''s rows as of a moment into a type-2 history (versions with valid_from, valid_to); a re-run writes nothing';

@@ -70,8 +70,12 @@ extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
 extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						  ArrayType *key, const char *sourcename);
+extern List *pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
+							   ArrayType *key, const char *sourcename,
+							   int with);
 extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
 extern char *pgi_unused_relname(Oid nspid, const char *base);
+extern double pgi_relation_rows(Oid relid);
 
 /* sqlbuild.c */
 extern void pgi_append_ident(StringInfo buf, const char *ident);
@@ -101,6 +105,12 @@ extern void pgi_append_image_differs(StringInfo buf, const char *left,
 									 const PgiColumnList *cols, List *indexes,
 									 bool differs);
 extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
+extern void pgi_append_row_value(StringInfo buf, const char *alias,
+								 const PgiColumnList *cols, List *indexes);
+extern void pgi_append_row_text(StringInfo buf, const char *alias,
+								const PgiColumnList *cols, List *indexes);
+extern char *pgi_column_names(const PgiColumnList *cols, List *indexes);
+extern int	pgi_begin_settings(bool probe);
 
 /* the schema of the internal helpers the generated SQL calls by name */
 #define PGI_INTERNAL_SCHEMA "pgi_internal"
@@ -129,6 +139,7 @@ extern void pgi_return_row(FunctionCallInfo fcinfo, Datum *values,
 
 /* runtime.c */
 extern void pgi_runtime_init(void);
+extern int64 pgi_current_run_time(void);
 
 /* encode.c: the canonical, settings-independent encoding of a value */
 extern void pgi_encode_value(StringInfo buf, Datum value, bool isnull,

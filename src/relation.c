@@ -24,6 +24,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -355,6 +356,21 @@ List *
 pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 			 ArrayType *key, const char *sourcename)
 {
+	return pgi_find_key_with(target, source, key, sourcename, -1);
+}
+
+/*
+ * The same, for a key that a unique index must complete with one more
+ * target column, which the source does not have (the history's
+ * valid_from): with, an index into target->columns, or -1 for none.  Only
+ * unique indexes that include it are candidates, an explicit key must be
+ * the columns of such an index without it, and the key returned leaves
+ * it out.
+ */
+List *
+pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
+				  ArrayType *key, const char *sourcename, int with)
+{
 	Relation	rel;
 	List	   *indexes;
 	ListCell   *lc;
@@ -389,6 +405,8 @@ pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						 errmsg("key column \"%s\" is listed more than once", name)));
 			wanted = lappend_int(wanted, idx);
 		}
+		if (with >= 0)
+			wanted = lappend_int(wanted, with);
 	}
 
 	initStringInfo(&found);
@@ -435,7 +453,8 @@ pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 
 		foreach(lc2, cols)
 		{
-			if (pgi_column_index(source, target->columns.cols[lfirst_int(lc2)].name) < 0)
+			if (lfirst_int(lc2) != with &&
+				pgi_column_index(source, target->columns.cols[lfirst_int(lc2)].name) < 0)
 				source_has_all = false;
 		}
 		appendStringInfo(&found, "%s%s %s (%s)%s",
@@ -443,7 +462,16 @@ pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						 idx->indisprimary ? "primary key" : "unique index",
 						 get_rel_name(indexoid),
 						 column_names(target, cols),
+						 with >= 0 && !list_member_int(cols, with) ?
+						 psprintf(", without %s", target->columns.cols[with].name) :
 						 source_has_all ? "" : ", not all in the source");
+		if (with >= 0)
+		{
+			if (!list_member_int(cols, with) || list_length(cols) < 2)
+				source_has_all = false;
+			else
+				cols = list_delete_int(cols, with);
+		}
 		if (source_has_all)
 		{
 			if (idx->indisprimary)
@@ -460,6 +488,8 @@ pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 
 	if (wanted != NIL)
 	{
+		if (result != NIL && with >= 0)
+			result = list_delete_int(list_copy(result), with);
 		if (result == NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
@@ -476,6 +506,19 @@ pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 	if (list_length(candidates) == 1)
 		return linitial(candidates);
 
+	if (with >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 candidates == NIL ?
+				 errmsg("table \"%s\" has no unique key on \"%s\" and columns of source \"%s\"",
+						target->displayname, target->columns.cols[with].name, sourcename) :
+				 errmsg("table \"%s\" has more than one unique key on \"%s\" and columns of source \"%s\"",
+						target->displayname, target->columns.cols[with].name, sourcename),
+				 found.len > 0 ?
+				 errdetail("Found: %s.", found.data) :
+				 errdetail("It has no primary key and no unique index."),
+				 errhint("Create a unique index on the key columns and \"%s\", or pass the key columns in the \"key\" argument.",
+						 target->columns.cols[with].name)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 			 candidates == NIL ?
@@ -509,4 +552,30 @@ pgi_unused_relname(Oid nspid, const char *base)
 		name = psprintf("%s_%d", base, ++n);
 	}
 	return name;
+}
+
+/*
+ * Rows of a relation, from its size on disk and its last known density:
+ * what decides whether a batch is small against a table.  -1 when there
+ * is no way to tell (a view never analyzed).
+ */
+double
+pgi_relation_rows(Oid relid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	double		rows = -1;
+
+	if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+	{
+		BlockNumber blocks = RelationGetNumberOfBlocks(rel);
+		double		density = 50;	/* rows per block before any ANALYZE */
+
+		if (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples >= 0)
+			density = rel->rd_rel->reltuples / rel->rd_rel->relpages;
+		rows = blocks * density;
+	}
+	else if (rel->rd_rel->reltuples >= 0)
+		rows = rel->rd_rel->reltuples;
+	relation_close(rel, NoLock);
+	return rows;
 }

@@ -177,8 +177,9 @@ pgi_runtime_init(void)
 							   NULL);
 }
 
-static TimestampTz
-current_run_time(void)
+/* run_time(), for C callers (idempotent_history's default as_of) */
+TimestampTz
+pgi_current_run_time(void)
 {
 	if (!run_time_is_set)
 		ereport(ERROR,
@@ -194,14 +195,14 @@ current_run_time(void)
 Datum
 pgi_run_time(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TIMESTAMPTZ(current_run_time());
+	PG_RETURN_TIMESTAMPTZ(pgi_current_run_time());
 }
 
 /* run_date() RETURNS date: the UTC calendar date of run_time() */
 Datum
 pgi_run_date(PG_FUNCTION_ARGS)
 {
-	TimestampTz ts = current_run_time();
+	TimestampTz ts = pgi_current_run_time();
 	DateADT		result;
 
 	if (TIMESTAMP_IS_NOBEGIN(ts))

@@ -33,6 +33,7 @@
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -414,6 +415,78 @@ pgi_internal_schema(Oid fn)
 	if (name == NULL)
 		elog(ERROR, "cache lookup failed for the schema of function %u", fn);
 	return name;
+}
+
+/*
+ * The given columns as one sortable value: the column itself when there
+ * is one, else ROW(alias.c1, alias.c2, ...).  What a key is counted,
+ * grouped and ordered by.
+ */
+void
+pgi_append_row_value(StringInfo buf, const char *alias,
+					 const PgiColumnList *cols, List *indexes)
+{
+	if (list_length(indexes) == 1)
+	{
+		pgi_append_column(buf, alias, &cols->cols[linitial_int(indexes)]);
+		return;
+	}
+	appendStringInfoString(buf, "ROW(");
+	pgi_append_column_list(buf, alias, cols, indexes);
+	appendStringInfoChar(buf, ')');
+}
+
+/* ROW(alias.c1, ...)::text: key values as a message shows them */
+void
+pgi_append_row_text(StringInfo buf, const char *alias,
+					const PgiColumnList *cols, List *indexes)
+{
+	appendStringInfoString(buf, "ROW(");
+	pgi_append_column_list(buf, alias, cols, indexes);
+	appendStringInfoString(buf, ")::pg_catalog.text");
+}
+
+/* "c1, c2": column names as a message lists them, unquoted */
+char *
+pgi_column_names(const PgiColumnList *cols, List *indexes)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, indexes)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, cols->cols[lfirst_int(lc)].name);
+	}
+	return buf.data;
+}
+
+/*
+ * Settings for a call's statements, undone when the call returns or its
+ * (sub)transaction aborts (AtEOXact_GUC(true, nest) with the level
+ * returned): no JIT (these statements are a join and a write per row,
+ * whose expressions the JIT's compile time was measured never to pay
+ * back), and with probe, for a batch small against the table, no hash or
+ * merge join, so that each batch row probes the key's index, as ON
+ * CONFLICT does, whatever the estimates say.
+ */
+int
+pgi_begin_settings(bool probe)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (probe)
+	{
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
+	return nest;
 }
 
 /*

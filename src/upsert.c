@@ -225,39 +225,20 @@ append_key_list(StringInfo buf, UpsertPlan *plan, const char *alias)
 static void
 append_key_row(StringInfo buf, UpsertPlan *plan, const char *alias)
 {
-	if (list_length(plan->key) == 1)
-	{
-		pgi_append_column(buf, alias, &plan->cols.cols[linitial_int(plan->key)]);
-		return;
-	}
-	appendStringInfoString(buf, "ROW(");
-	append_key_list(buf, plan, alias);
-	appendStringInfoChar(buf, ')');
+	pgi_append_row_value(buf, alias, &plan->cols, plan->key);
 }
 
 /* ROW(alias.k1, ...)::text, the key as a message shows it */
 static void
 append_key_text(StringInfo buf, UpsertPlan *plan, const char *alias)
 {
-	appendStringInfoString(buf, "ROW(");
-	append_key_list(buf, plan, alias);
-	appendStringInfoString(buf, ")::pg_catalog.text");
+	pgi_append_row_text(buf, alias, &plan->cols, plan->key);
 }
 
 static char *
 key_names(UpsertPlan *plan)
 {
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, plan->key)
-	{
-		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, plan->cols.cols[lfirst_int(lc)].name);
-	}
-	return buf.data;
+	return pgi_column_names(&plan->cols, plan->key);
 }
 
 /* the found/not-found test on the outer-joined target row */
@@ -483,29 +464,11 @@ build_merge(UpsertPlan *plan)
 	return q.data;
 }
 
-/*
- * Settings for the call's statements, undone when the call returns or its
- * (sub)transaction aborts: no JIT (these statements are a join and a write
- * per row, whose expressions the JIT's compile time was measured never to
- * pay back), and for a batch small against the table no hash or merge
- * join, so that each batch row probes the key's index, as ON CONFLICT
- * does, whatever the estimates say.
- */
+/* The call's statement settings (sqlbuild.c), undone when it returns. */
 static int
 begin_settings(UpsertPlan *plan)
 {
-	int			nest = NewGUCNestLevel();
-
-	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (plan->probe)
-	{
-		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	}
-	return nest;
+	return pgi_begin_settings(plan->probe);
 }
 
 /* Run one of the call's statements, in the call's snapshot. */
@@ -921,31 +884,6 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	return true;
 }
 
-/*
- * Rows of a relation, from its size on disk and its last known density:
- * what decides whether a batch is small against the table.
- */
-static double
-relation_rows(Oid relid)
-{
-	Relation	rel = relation_open(relid, NoLock);
-	double		rows = -1;
-
-	if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-	{
-		BlockNumber blocks = RelationGetNumberOfBlocks(rel);
-		double		density = 50;	/* rows per block before any ANALYZE */
-
-		if (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples >= 0)
-			density = rel->rd_rel->reltuples / rel->rd_rel->relpages;
-		rows = blocks * density;
-	}
-	else if (rel->rd_rel->reltuples >= 0)
-		rows = rel->rd_rel->reltuples;
-	relation_close(rel, NoLock);
-	return rows;
-}
-
 static void
 upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 {
@@ -991,7 +929,7 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	 */
 	if (source->rows >= 0)
 	{
-		double		target_rows = relation_rows(target->relid);
+		double		target_rows = pgi_relation_rows(target->relid);
 
 		plan.probe = target_rows >= 0 && source->rows * 4 < target_rows;
 	}
@@ -1042,7 +980,7 @@ pgi_idempotent_upsert(PG_FUNCTION_ARGS)
 	source->name = rel->displayname;
 	source->columns = rel->columns;
 	source->relid = rel->relid;
-	source->rows = relation_rows(rel->relid);
+	source->rows = pgi_relation_rows(rel->relid);
 	appendStringInfo(&source->from, "%s s0", rel->qualname);
 
 	SPI_connect();

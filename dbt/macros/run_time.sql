@@ -24,16 +24,25 @@
   model's own statements on the same connection.
 -#}
 {% macro set_run_time(timestamp=none) -%}
+  {%- do return("SELECT pg_catalog.set_config('pg_idempotent.run_time', "
+                ~ pg_idempotent.quote_literal(pg_idempotent.run_time_text(timestamp)) ~ ", false)") -%}
+{%- endmacro %}
+
+
+{#-
+  run_time_text(timestamp=none) -> the run's time as ISO 8601 text, chosen
+  as set_run_time() describes (timestamp, else var('pg_idempotent_run_time'),
+  else run_started_at); what set_run_time() sets and what the
+  idempotent_history strategy passes as as_of.
+-#}
+{% macro run_time_text(timestamp=none) -%}
   {%- set ts = timestamp if timestamp is not none else var('pg_idempotent_run_time', none) -%}
   {%- set ts = run_started_at if ts is none else ts -%}
   {%- if ts is string -%}
-    {%- set text = ts -%}
-  {%- else -%}
-    {%- if ts.tzinfo is none -%}
-      {%- set ts = ts.replace(tzinfo=modules.datetime.timezone.utc) -%}
-    {%- endif -%}
-    {%- set text = ts.isoformat() -%}
+    {%- do return(ts) -%}
   {%- endif -%}
-  {%- do return("SELECT pg_catalog.set_config('pg_idempotent.run_time', "
-                ~ pg_idempotent.quote_literal(text) ~ ", false)") -%}
+  {%- if ts.tzinfo is none -%}
+    {%- set ts = ts.replace(tzinfo=modules.datetime.timezone.utc) -%}
+  {%- endif -%}
+  {%- do return(ts.isoformat()) -%}
 {%- endmacro %}
