@@ -47,7 +47,8 @@
  * versions (each inserting one, at different as_of, with no unique index
  * to stop them) or overlapping ones.  Row locks cannot cover a key that
  * has no version yet, so history writers of a table are serialized by a
- * transaction-level advisory lock on the table, taken before the call's
+ * transaction-level lock of the extension's own on the table
+ * (pgi_lock_key: a key space no application shares), taken before the call's
  * snapshot: the second call waits, then reads what the first committed.
  * One lock per call, so no two calls deadlock, in whatever order their
  * sources list the keys.  A replay takes the lock too but no row lock.
@@ -89,13 +90,6 @@ enum
 	HA_DELETES,
 	HA_DRY_RUN
 };
-
-/*
- * The high half of the advisory lock's bigint key ('HIST'); the low half is
- * the table's OID.  replace.c's table lock has a zero high half, so the two
- * never meet.
- */
-#define HISTORY_LOCK_CLASS INT64CONST(0x48495354)
 
 typedef struct HistoryPlan
 {
@@ -633,15 +627,9 @@ check_no_overlap(HistoryPlan *plan)
  * sees what the writer we waited for committed.
  */
 static void
-lock_history(HistoryPlan *plan)
+lock_history(FunctionCallInfo fcinfo, HistoryPlan *plan)
 {
-	PgiParams	p;
-
-	memset(&p, 0, sizeof(p));
-	pgi_params_add(&p, INT8OID,
-				   Int64GetDatum((HISTORY_LOCK_CLASS << 32) | (int64) plan->target->relid));
-	pgi_spi_run("SELECT pg_catalog.pg_advisory_xact_lock($1)", &p, false, 0,
-				SPI_OK_SELECT);
+	pgi_lock_key(fcinfo, plan->target->relid, PGI_LOCK_HISTORY, ExclusiveLock);
 }
 
 Datum
@@ -724,7 +712,7 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	if (!plan.dry_run)
-		lock_history(&plan);
+		lock_history(fcinfo, &plan);
 	plan.snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	nest = pgi_begin_settings(plan.probe);
 	pgi_spi_run_cached(sql, &plan.params, plan.relids, CURSOR_OPT_GENERIC_PLAN,

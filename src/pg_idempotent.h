@@ -66,7 +66,19 @@ extern PgiRelation *pgi_relation_open(Oid relid, PgiRelUse use,
 									  const char *argname);
 extern void pgi_relation_check(Oid relid, PgiRelUse use, AclMode also,
 							   const char *argname);
+extern void pgi_lock_key(FunctionCallInfo fcinfo, Oid relid, int32 subid,
+						 LOCKMODE mode);
 extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
+
+/*
+ * The keys pgi_lock_key takes on a table: 0 serializes every replace of the
+ * table (shared by a value slice, exclusive otherwise), 1 to 65535 a value
+ * slice (a hash of column and value), and PGI_LOCK_HISTORY the history
+ * writers of the table.
+ */
+#define PGI_LOCK_TABLE 0
+#define PGI_LOCK_SLICES 65535
+#define PGI_LOCK_HISTORY 65536
 extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						  ArrayType *key, const char *sourcename);

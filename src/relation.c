@@ -18,12 +18,15 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -578,4 +581,29 @@ pgi_relation_rows(Oid relid)
 		rows = rel->rd_rel->reltuples;
 	relation_close(rel, NoLock);
 	return rows;
+}
+
+/*
+ * Take a transaction-level lock of the extension's own on a table: an
+ * object lock (LOCKTAG_OBJECT, the kind PostgreSQL takes on its catalog
+ * objects) whose class is this extension, the OID of its pg_extension row.
+ * That names no catalog, so nothing else locks in that space, and SQL
+ * cannot reach it (pg_advisory_lock takes advisory locks only): no
+ * application's advisory key can collide with ours, and no role can hold
+ * one by hand.  pg_locks shows it as locktype object, classid the
+ * extension's OID, objid the table's OID, objsubid the key (the PGI_LOCK_
+ * values).  Callers check the caller's privileges first, so only a role
+ * that may write the table can queue for a key.  The wait obeys
+ * lock_timeout and statement_timeout, as any lock wait does.
+ */
+void
+pgi_lock_key(FunctionCallInfo fcinfo, Oid relid, int32 subid, LOCKMODE mode)
+{
+	Oid			ext = getExtensionOfObject(ProcedureRelationId,
+										   fcinfo->flinfo->fn_oid);
+
+	if (!OidIsValid(ext))
+		elog(ERROR, "function %u is not a member of extension pg_idempotent",
+			 fcinfo->flinfo->fn_oid);
+	LockDatabaseObject(ext, relid, subid, mode);
 }

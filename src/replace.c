@@ -416,27 +416,19 @@ append_target_slice(StringInfo buf, ReplacePlan *plan, const char *from)
  *
  * slicekey NULL means the table's key exclusively.
  */
-#define SLICE_TABLE_KEY 0
-
 static void
 lock_slice(FunctionCallInfo fcinfo, Oid relid, const char *slicekey,
 		   int keylen)
 {
-	Oid			ext = getExtensionOfObject(ProcedureRelationId,
-										   fcinfo->flinfo->fn_oid);
-
-	if (!OidIsValid(ext))
-		elog(ERROR, "function %u is not a member of extension pg_idempotent",
-			 fcinfo->flinfo->fn_oid);
 	if (slicekey == NULL)
 	{
-		LockDatabaseObject(ext, relid, SLICE_TABLE_KEY, ExclusiveLock);
+		pgi_lock_key(fcinfo, relid, PGI_LOCK_TABLE, ExclusiveLock);
 		return;
 	}
-	LockDatabaseObject(ext, relid, SLICE_TABLE_KEY, ShareLock);
-	LockDatabaseObject(ext, relid,
-					   1 + hash_bytes((const unsigned char *) slicekey, keylen) % PG_UINT16_MAX,
-					   ExclusiveLock);
+	pgi_lock_key(fcinfo, relid, PGI_LOCK_TABLE, ShareLock);
+	pgi_lock_key(fcinfo, relid,
+				 1 + hash_bytes((const unsigned char *) slicekey, keylen) % PGI_LOCK_SLICES,
+				 ExclusiveLock);
 }
 
 /*

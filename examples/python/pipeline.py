@@ -12,7 +12,11 @@ Each run of a day:
    the rows that changed;
 4. recomputes the day's summary with pandas from what ``orders`` now holds
    and makes the day's slice of ``daily_sales`` exactly that with
-   ``replace_partition``.
+   ``replace_partition``;
+5. writes the customer list as the CRM shows it that day (a full snapshot)
+   into ``customers_history`` with ``idempotent_history``: a version per
+   change of a customer, valid from the run's time, the versions of
+   customers who left closed; a re-run of a day writes nothing.
 
 Every run is stamped with its own logical time: ``pg_idempotent.run_time``
 is set, for the run's transaction, to the orchestrator's execution time, so
@@ -36,6 +40,7 @@ FIRST_DAY = datetime.date(2025, 1, 1)
 DAYS = 7
 ORDERS_PER_DAY = 500
 SHOPS = 12
+CUSTOMERS = 10          # on the first day; one more joins every day
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -53,6 +58,14 @@ CREATE TABLE IF NOT EXISTS daily_sales (
     revenue  numeric(14,2) NOT NULL,
     PRIMARY KEY (day, shop)
 ) PARTITION BY RANGE (day);
+CREATE TABLE IF NOT EXISTS customers_history (
+    customer_id  bigint NOT NULL,
+    name         text NOT NULL,
+    tier         text NOT NULL,
+    valid_from   timestamptz NOT NULL,
+    valid_to     timestamptz,
+    PRIMARY KEY (customer_id, valid_from)
+);
 """
 
 
@@ -102,9 +115,22 @@ def extract_orders(day, corrected=False):
     return frame
 
 
+def extract_customers(day):
+    """The customers as the CRM lists them on a day (the same list every
+    time it is asked): customer c's tier moves every 1 + c % 3 days, a new
+    customer joins every day, and customer 1 leaves on the fifth day."""
+    i = (day - FIRST_DAY).days
+    ids = [c for c in range(1, CUSTOMERS + i + 1) if not (c == 1 and i >= 4)]
+    return pd.DataFrame({
+        "customer_id": ids,
+        "name": ["customer %d" % c for c in ids],
+        "tier": [("bronze", "silver", "gold")[(c + i // (1 + c % 3)) % 3] for c in ids],
+    })
+
+
 def run_day(engine, day, run_time, corrected=False):
     """One run of the pipeline for one day, in one transaction; returns the
-    upsert's and the replace's counts."""
+    upsert's, the replace's and the history's counts."""
     orders = extract_orders(day, corrected)
     with engine.begin() as conn:
         # the run's logical time, for this transaction only
@@ -128,13 +154,22 @@ def run_day(engine, day, run_time, corrected=False):
             "SELECT deleted, inserted, unchanged FROM "
             "replace_partition('daily_sales', 'daily_sales_staging', 'day', CAST(:d AS date))"),
             {"d": day}).one()
-    return tuple(upsert), tuple(replace)
+
+        # the customer dimension, as of the run's time (as_of defaults to
+        # run_time()); the list is complete, so a customer missing from it
+        # has left: deletes => 'close'
+        extract_customers(day).to_sql("customers_staging", conn, if_exists="replace", index=False)
+        history = conn.execute(sa.text(
+            "SELECT inserted, closed, corrected, unchanged FROM "
+            "idempotent_history('customers_history', 'customers_staging', deletes => 'close')")).one()
+    return tuple(upsert), tuple(replace), tuple(history)
 
 
 def fingerprints(engine):
     with engine.begin() as conn:
         return conn.execute(sa.text(
-            "SELECT table_fingerprint('orders'), table_fingerprint('daily_sales')")).one()
+            "SELECT table_fingerprint('orders'), table_fingerprint('daily_sales'), "
+            "table_fingerprint('customers_history')")).one()
 
 
 def catch_up(engine, corrected=False, out=sys.stdout):
@@ -146,11 +181,12 @@ def catch_up(engine, corrected=False, out=sys.stdout):
         day = FIRST_DAY + datetime.timedelta(days=i)
         run_time = datetime.datetime.combine(day + datetime.timedelta(days=1),
                                              datetime.time(2, 0), datetime.timezone.utc)
-        upsert, replace = run_day(engine, day, run_time, corrected)
-        counts.append((day, upsert, replace))
+        upsert, replace, history = run_day(engine, day, run_time, corrected)
+        counts.append((day, upsert, replace, history))
         print("  %s  upsert inserted %4d updated %4d unchanged %4d   "
-              "replace deleted %3d inserted %3d unchanged %3d"
-              % ((day,) + upsert + replace), file=out)
+              "replace deleted %3d inserted %3d unchanged %3d   "
+              "history inserted %2d closed %2d corrected %2d unchanged %2d"
+              % ((day,) + upsert + replace + history), file=out)
     return counts
 
 
@@ -163,8 +199,8 @@ def main():
     print("== the same %d days again (an orchestrator's backfill)" % DAYS)
     catch_up(engine)
     second = fingerprints(engine)
-    print("fingerprints after the first pass:  orders %s  daily_sales %s" % tuple(first))
-    print("fingerprints after the second pass: orders %s  daily_sales %s" % tuple(second))
+    print("fingerprints after the first pass:  orders %s  daily_sales %s  customers_history %s" % tuple(first))
+    print("fingerprints after the second pass: orders %s  daily_sales %s  customers_history %s" % tuple(second))
     if first != second:
         sys.exit("running the pipeline twice changed the tables")
     print("Running the pipeline twice produced the same result.")
