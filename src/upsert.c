@@ -278,6 +278,25 @@ class_column_name(UpsertPlan *plan)
 	return name;
 }
 
+/* , e AS (the newest row of each key of s, for on_duplicate => 'last') */
+static void
+append_newest_per_key(StringInfo q, UpsertPlan *plan)
+{
+	appendStringInfoString(q, ", e AS (SELECT DISTINCT ON (");
+	append_key_list(q, plan, "s");
+	appendStringInfoString(q, ") ");
+	pgi_append_column_list(q, "s", &plan->cols, NIL);
+	appendStringInfoString(q, " FROM s ORDER BY ");
+	append_key_list(q, plan, "s");
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(q, ", ");
+		pgi_append_column(q, "s", &plan->cols.cols[plan->version]);
+		appendStringInfoString(q, " DESC");
+	}
+	appendStringInfoChar(q, ')');
+}
+
 /*
  * The one statement of a call, in the common case:
  *
@@ -392,19 +411,7 @@ build_merge(UpsertPlan *plan)
 						 "AND pg_catalog.record_image_ne(d.img, d.top) LIMIT 1)",
 						 win.data);
 
-		appendStringInfoString(&q, ", e AS (SELECT DISTINCT ON (");
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, ") ");
-		pgi_append_column_list(&q, "s", &plan->cols, NIL);
-		appendStringInfoString(&q, " FROM s ORDER BY ");
-		append_key_list(&q, plan, "s");
-		if (plan->version >= 0)
-		{
-			appendStringInfoString(&q, ", ");
-			pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
-			appendStringInfoString(&q, " DESC");
-		}
-		appendStringInfoChar(&q, ')');
+		append_newest_per_key(&q, plan);
 		ok_dups = "(c.nd OPERATOR(pg_catalog.=) c.nn OR NOT EXISTS (SELECT FROM tie))";
 	}
 
@@ -548,19 +555,7 @@ write_all_rows_safely(UpsertPlan *plan, UpsertCounts *counts)
 	appendStringInfo(&q, "WITH s AS MATERIALIZED (%s)", plan->sel);
 	if (plan->keep_last)
 	{
-		appendStringInfoString(&q, ", e AS (SELECT DISTINCT ON (");
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, ") ");
-		pgi_append_column_list(&q, "s", &plan->cols, NIL);
-		appendStringInfoString(&q, " FROM s ORDER BY ");
-		append_key_list(&q, plan, "s");
-		if (plan->version >= 0)
-		{
-			appendStringInfoString(&q, ", ");
-			pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
-			appendStringInfoString(&q, " DESC");
-		}
-		appendStringInfoChar(&q, ')');
+		append_newest_per_key(&q, plan);
 	}
 	else
 		appendStringInfoString(&q, ", e AS (SELECT * FROM s)");
