@@ -32,8 +32,10 @@ SELECT current_setting('server_version_num')::int >= 170000 AS has_merge_by_sour
 \else
 \set rounds 3
 \endif
-SELECT n.nspname AS ext FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-WHERE e.extname = 'pg_idempotent' \gset
+-- the schema of the extension's internal helpers: pgi_internal from 0.2.0
+SELECT coalesce((SELECT 'pgi_internal' FROM pg_namespace WHERE nspname = 'pgi_internal'),
+	(SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	 WHERE e.extname = 'pg_idempotent')) AS ext \gset
 
 CREATE TEMP TABLE m17_result (round int, pct int, variant text, ms numeric, deleted bigint, inserted bigint);
 DROP TABLE IF EXISTS m17_base, m17_src, m17_a, m17_b;
