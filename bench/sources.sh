@@ -51,6 +51,19 @@ timed() {
 	printf '\\echo %s\n%s;\n' "'@@ $1|$2'" "$3" >>"$RESULTS.sql"
 }
 
+# the contenders named (arrays of name and statement), each timed once, in
+# an order rotated by the round, so none always runs first
+timed_rotated() {
+	local scenario=$1 n i c
+	shift
+	n=$#
+	for i in $(seq 0 $((n - 1))); do
+		c=${*:$(((i + round % 3) % n + 1)):1}
+		eval "name=\"\${$c[0]}\" sql=\"\${$c[1]}\""
+		timed "$scenario" "$name" "$sql"
+	done
+}
+
 for round in $(seq 1 "$ROUNDS"); do
 	: >"$RESULTS.sql"
 	{
@@ -72,15 +85,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		c2=("INSERT ... ON CONFLICT" "INSERT INTO daily_raw $QUERY ON CONFLICT (day, segment) DO UPDATE SET $SET_DAILY")
 		c3=(MERGE "MERGE INTO daily_merge t USING ($QUERY) s ON t.day = s.day AND t.segment = s.segment WHEN MATCHED THEN UPDATE SET orders = s.orders, total = s.total WHEN NOT MATCHED THEN INSERT VALUES (s.day, s.segment, s.orders, s.total)")
 		c4=("query alone" "SELECT count(*) FROM ($QUERY) q")
-		case $((round % 3)) in
-			0) order="c1 c2 c3 c4" ;;
-			1) order="c2 c3 c4 c1" ;;
-			2) order="c3 c4 c1 c2" ;;
-		esac
-		for c in $order; do
-			eval "name=\"\${$c[0]}\" sql=\"\${$c[1]}\""
-			timed "$scenario" "$name" "$sql"
-		done
+		timed_rotated "$scenario" c1 c2 c3 c4
 	done
 	for n in $JSON_SIZES; do
 		echo "\\timing off" >>"$RESULTS.sql"
@@ -90,15 +95,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			c1=(idempotent_upsert_json "SELECT * FROM idempotent_upsert_json('tj_idem', (SELECT doc FROM docs WHERE n = $n))")
 			c2=("INSERT ... ON CONFLICT" "INSERT INTO tj_pop SELECT * FROM jsonb_populate_recordset(NULL::tj_pop, (SELECT doc FROM docs WHERE n = $n)) ON CONFLICT (id) DO UPDATE SET $SET_TJ")
 			c3=("jsonb_to_recordset ON CONFLICT" "INSERT INTO tj_to SELECT * FROM jsonb_to_recordset((SELECT doc FROM docs WHERE n = $n)) AS x($COLS) ON CONFLICT (id) DO UPDATE SET $SET_TJ")
-			case $((round % 3)) in
-				0) order="c1 c2 c3" ;;
-				1) order="c2 c3 c1" ;;
-				2) order="c3 c1 c2" ;;
-			esac
-			for c in $order; do
-				eval "name=\"\${$c[0]}\" sql=\"\${$c[1]}\""
-				timed "$scenario" "$name" "$sql"
-			done
+			timed_rotated "$scenario" c1 c2 c3
 		done
 	done
 	psql -X -q -f "$RESULTS.sql" >"$RESULTS.out"
