@@ -327,22 +327,6 @@ int_lists_equal_as_sets(List *a, List *b)
 	return true;
 }
 
-static char *
-column_names(PgiRelation *target, List *cols)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, cols)
-	{
-		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, target->columns.cols[lfirst_int(lc)].name);
-	}
-	return buf.data;
-}
-
 /*
  * Find the key to match source rows to target rows on.
  *
@@ -464,7 +448,7 @@ pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
 						 found.len > 0 ? "; " : "",
 						 idx->indisprimary ? "primary key" : "unique index",
 						 get_rel_name(indexoid),
-						 column_names(target, cols),
+						 pgi_column_names(&target->columns, cols),
 						 with >= 0 && !list_member_int(cols, with) ?
 						 psprintf(", without %s", target->columns.cols[with].name) :
 						 source_has_all ? "" : ", not all in the source");
@@ -497,10 +481,10 @@ pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 					 errmsg("no unique index of \"%s\" matches key (%s)",
-							target->displayname, column_names(target, wanted)),
+							target->displayname, pgi_column_names(&target->columns, wanted)),
 					 errdetail("Without a unique index on exactly these columns, concurrent sessions could insert the same key twice."),
 					 errhint("Create a unique index on (%s), or name the columns of an existing one.",
-							 column_names(target, wanted))));
+							 pgi_column_names(&target->columns, wanted))));
 		return result;
 	}
 
