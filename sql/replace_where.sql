@@ -29,6 +29,23 @@ CREATE TABLE tenants (id int, active bool);
 INSERT INTO tenants VALUES (1, false), (2, true), (3, false);
 SELECT * FROM replace_where('usage', 'usage_src',
 	$$tenant_id IN (SELECT id FROM tenants WHERE active) AND day >= date '2025-01-01' + 1 AND 'a' = ANY (tags)$$);
+-- a correlated subquery names the target's row as any WHERE clause would
+SELECT * FROM replace_where('usage', 'usage_src',
+	$$EXISTS (SELECT 1 FROM tenants t WHERE t.id = tenant_id AND t.active) AND day >= '2025-01-02'$$);
+-- the tables a predicate's subqueries read are locked against writers
+-- until the transaction ends (SHARE, as LOCK TABLE takes it), so every
+-- statement of the call selects the same slice
+BEGIN;
+SELECT * FROM replace_where('usage', 'usage_src', $$tenant_id IN (SELECT id FROM tenants WHERE active) AND day >= '2025-01-02'$$);
+SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+WHERE l.pid = pg_backend_pid() AND c.relname = 'tenants' ORDER BY l.mode;
+COMMIT;
+-- ... so a subquery may not read the table being replaced (42P17) ...
+SELECT pg_temp.err($$SELECT replace_where('usage', 'usage_src', 'tenant_id IN (SELECT u.tenant_id FROM usage u WHERE u.units > 20)')$$);
+-- ... nor a relation LOCK TABLE cannot lock (0A000)
+CREATE MATERIALIZED VIEW active_tenants AS SELECT id FROM tenants WHERE active;
+SELECT pg_temp.err($$SELECT replace_where('usage', 'usage_src', 'tenant_id IN (SELECT id FROM active_tenants)')$$);
+DROP MATERIALIZED VIEW active_tenants;
 -- comments and odd spacing are fine: the checked expression is what runs
 SELECT * FROM replace_where('usage', 'usage_src', E'tenant_id = 2 -- the tenant\n AND day > \'2025-01-01\'');
 
@@ -76,6 +93,15 @@ REVOKE EXECUTE ON FUNCTION secret_tenant() FROM PUBLIC;
 SET ROLE regress_pgi_where;
 SELECT pg_temp.err($$SELECT replace_where('usage', 'usage_src', 'tenant_id IN (SELECT id FROM tenants)')$$);
 SELECT pg_temp.err($$SELECT replace_where('usage', 'usage_src', 'tenant_id = secret_tenant()')$$);
+-- reading a table is not enough: it must be lockable against writers, as
+-- LOCK TABLE allows with UPDATE, DELETE or TRUNCATE on it (42501)
+RESET ROLE;
+GRANT SELECT ON tenants TO regress_pgi_where;
+SET ROLE regress_pgi_where;
+SELECT pg_temp.err($$SELECT replace_where('usage', 'usage_src', 'tenant_id IN (SELECT id FROM tenants)')$$);
+RESET ROLE;
+REVOKE SELECT ON tenants FROM regress_pgi_where;
+SET ROLE regress_pgi_where;
 SELECT pg_temp.err($$SELECT replace_where('usage', 'usage_src', 'tenant_id = 2 AND day >= ''2025-01-02''')$$);
 RESET ROLE;
 REVOKE ALL ON usage, usage_src FROM regress_pgi_where;

@@ -142,6 +142,21 @@ extern int	pgi_spi_run(const char *sql, const PgiParams *params,
 extern int64 pgi_spi_int8(int row, int col);
 extern char *pgi_spi_text(int row, int col);
 
+/*
+ * A SELECT's rows kept as of one moment, readable by name in the later
+ * statements of the same SPI connection (pgi_spi_materialize).
+ */
+typedef struct PgiMaterialized
+{
+	const char *name;			/* how statements name it, unquoted */
+	struct Tuplestorestate *rows;
+	int64		nrows;
+} PgiMaterialized;
+
+extern void pgi_spi_materialize(const char *sql, const char *name,
+								PgiMaterialized *m);
+extern void pgi_spi_forget_materialized(PgiMaterialized *m);
+
 extern int	pgi_run_in_subxact(void (*fn) (void *arg), void *arg,
 							   const int *catch_codes);
 extern void pgi_require_arg(FunctionCallInfo fcinfo, int argno,

@@ -28,10 +28,17 @@
  *	   - delete_insert: DELETE the slice, INSERT the source;
  *	   - swap: partswap.c builds a new leaf partition and exchanges it.
  *
- * Every statement after the slice's lock runs with a fresh snapshot (SPI
- * not read-only): the lock may have been waited for, and what the previous
- * holder committed must be seen, or the counts would be of the slice as it
- * was before.
+ * The source is read once, right after the locks, into a tuplestore that
+ * every later statement reads instead (read_source): a writer committing
+ * mid-call (an overlapping run emptying the staging table) cannot make the
+ * call check one set of rows and write another.  A replace_where
+ * predicate's subqueries read tables that are locked against writers for
+ * the transaction (lock_predicate_reads), so the slice is the same slice
+ * in every statement.  The target is read with a fresh snapshot in every
+ * statement after the slice's lock (SPI not read-only): the lock may have
+ * been waited for, and what the previous holder committed must be seen, or
+ * the counts would be of the slice as it was before; what others write
+ * into the slice meanwhile is what slice_settled and reconcile are for.
  *
  * Every statement is set-based and streamed by the executor; the only rows
  * that come back through SPI are one-row aggregates and one example row.
@@ -120,7 +127,8 @@ typedef struct ReplacePlan
 	char		kind;			/* 'p', 'r', 't' or 'w' */
 	PgiColumnList cols;			/* target columns the source supplies */
 	char	   *sel;			/* SELECT of cols from the source, in target
-								 * types */
+								 * types; once read, from "src" */
+	PgiMaterialized src;		/* the source's rows, read once */
 	char	   *pred;			/* the slice, unqualified column names */
 	char	   *desc;			/* the slice as messages show it */
 	PgiParams	params;			/* the slice's values ($1, $2) */
@@ -445,33 +453,55 @@ check_privileges(FunctionCallInfo fcinfo)
 	pgi_relation_check(PG_GETARG_OID(1), PGI_REL_READ, 0, "source");
 }
 
+/* What statements call the source once it is read (see read_source). */
+#define SOURCE_ROWS_NAME "pg_idempotent: the source"
+
 /*
- * Step 2: every source row must lie inside the slice, and an empty source
- * is refused unless allow_empty.  Returns the number of source rows.
+ * Step 2's first half: read the source, once, as of now (after the locks).
+ * From here on plan->sel reads those rows, whatever happens to the source.
+ */
+static void
+read_source(ReplacePlan *plan)
+{
+	StringInfoData q;
+
+	pgi_spi_materialize(plan->sel, SOURCE_ROWS_NAME, &plan->src);
+	initStringInfo(&q);
+	appendStringInfoString(&q, "SELECT ");
+	pgi_append_column_list(&q, "s0", &plan->cols, NIL);
+	appendStringInfoString(&q, " FROM ");
+	pgi_append_ident(&q, SOURCE_ROWS_NAME);
+	appendStringInfoString(&q, " s0");
+	plan->sel = q.data;
+}
+
+/*
+ * Step 2's second half: every source row must lie inside the slice, and an
+ * empty source is refused unless allow_empty.  Returns the number of source
+ * rows.
  */
 static int64
 check_source(ReplacePlan *plan)
 {
 	StringInfoData q;
-	int64		total;
+	int64		total = plan->src.nrows;
 	int64		outside = 0;
 
 	initStringInfo(&q);
-	if (plan->kind == 't')
-		appendStringInfo(&q, "SELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM (%s) s", plan->sel);
-	else
-		appendStringInfo(&q, "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE (%s) IS NOT TRUE) FROM (%s) s",
+	if (plan->kind != 't')
+	{
+		appendStringInfo(&q, "SELECT pg_catalog.count(*) FILTER (WHERE (%s) IS NOT TRUE) FROM (%s) t",
 						 plan->pred, plan->sel);
-	pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_SELECT);
-	total = pgi_spi_int8(0, 1);
-	outside = pgi_spi_int8(0, 2);
+		pgi_spi_run(q.data, &plan->params, false, 0, SPI_OK_SELECT);
+		outside = pgi_spi_int8(0, 1);
+	}
 
 	if (outside > 0)
 	{
 		char	   *example;
 
 		resetStringInfo(&q);
-		appendStringInfo(&q, "SELECT ROW(s.*)::pg_catalog.text FROM (%s) s WHERE (%s) IS NOT TRUE LIMIT 1",
+		appendStringInfo(&q, "SELECT ROW(t.*)::pg_catalog.text FROM (%s) t WHERE (%s) IS NOT TRUE LIMIT 1",
 						 plan->sel, plan->pred);
 		pgi_spi_run(q.data, &plan->params, false, 1, SPI_OK_SELECT);
 		example = SPI_processed > 0 ? pgi_spi_text(0, 1) : NULL;
@@ -792,6 +822,7 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 
 	/* before the first read of the slice: see slice_settled */
 	horizon = GetLatestSnapshot()->xmin;
+	read_source(plan);
 	total = check_source(plan);
 
 	if (st != NULL && st->partitioned && st->routable && !st->found)
@@ -887,6 +918,7 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			elog(ERROR, "unresolved replace mode");
 	}
 
+	pgi_spi_forget_materialized(&plan->src);
 	values[0] = Int64GetDatum(deleted);
 	values[1] = Int64GetDatum(inserted);
 	values[2] = Int64GetDatum(unchanged);
@@ -1261,6 +1293,88 @@ parse_expression_text(const char *text)
 	return raw;
 }
 
+/* Collect the relations a predicate's subqueries read (RTE_RELATION). */
+static bool
+predicate_reads_walker(Node *node, void *context)
+{
+	List	  **relids = (List **) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION)
+			*relids = list_append_unique_oid(*relids, rte->relid);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, predicate_reads_walker,
+								 context, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, predicate_reads_walker, context);
+}
+
+/*
+ * A predicate's subqueries (day IN (SELECT d FROM reload_days)) are
+ * evaluated in every statement of the call, each with its own snapshot:
+ * if reload_days changed between the check of the source and the delete,
+ * the call would delete a slice other than the one it checked, and its
+ * reconciling pass would then empty that slice.  So every table they read
+ * is locked against writers (SHARE, as LOCK TABLE takes it, with LOCK
+ * TABLE's own privilege check and recursion into views and inheritance
+ * children) until the transaction ends: every statement of the call sees
+ * the same rows of it.  A subquery that reads the target itself would see
+ * the call's own writes, so it is refused, as is a relation LOCK TABLE
+ * cannot lock (a foreign table, a materialized view).  Functions the
+ * predicate calls may read tables too: nothing holds those still
+ * (docs/replace.md says so).
+ */
+static void
+lock_predicate_reads(PgiRelation *target, List *relids)
+{
+	List	   *family = find_all_inheritors(target->relid, NoLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char		relkind = get_rel_relkind(relid);
+		char	   *name = get_rel_name(relid);
+
+		if (list_member_oid(family, relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("predicate must not read the table being replaced"),
+					 errdetail("Its subquery reads \"%s\", which the replace writes, so the rows it selects would change as the call runs.",
+							   name),
+					 errhint("Compute the values first and write them into the predicate.")));
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+			relkind != RELKIND_VIEW)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("predicate must not read \"%s\"", name),
+					 errdetail("Its subquery reads a relation that cannot be locked against writers for the call, so the slice could change between the call's statements."),
+					 errhint("Copy the values it needs into a table, or write them into the predicate.")));
+		/* who may not read it hears so, as from the statement itself */
+		if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+			pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT,
+									  ACLMASK_ANY) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(relkind), name);
+		if (pg_class_aclcheck(relid, GetUserId(),
+							  ACL_UPDATE | ACL_DELETE | ACL_TRUNCATE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to lock \"%s\", which the predicate reads", name),
+					 errdetail("replace_where locks the tables its predicate's subqueries read against writers until the transaction ends, which LOCK TABLE allows to roles with UPDATE, DELETE or TRUNCATE on them."),
+					 errhint("Grant one of them, or write the values into the predicate.")));
+		pgi_spi_run(psprintf("LOCK TABLE %s IN SHARE MODE",
+							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														name)),
+					NULL, false, 0, SPI_OK_UTILITY);
+	}
+}
+
 static void
 predicate_error_context(void *arg)
 {
@@ -1278,7 +1392,7 @@ predicate_error_context(void *arg)
  * WHERE clause of theirs could not.
  */
 static char *
-parse_predicate(PgiRelation *target, const char *text)
+parse_predicate(PgiRelation *target, const char *text, List **reads)
 {
 	List	   *raw;
 	RawStmt    *rs;
@@ -1347,8 +1461,10 @@ parse_predicate(PgiRelation *target, const char *text)
 				 errmsg("predicate must not call volatile functions"),
 				 errdetail("It is evaluated several times (on the source, then on the target), and must select the same rows each time."),
 				 errhint("Compute the value first and write it into the predicate.")));
+	*reads = NIL;
+	(void) predicate_reads_walker(expr, reads);
 	result = deparse_expression(expr,
-								deparse_context_for(RelationGetRelationName(rel),
+								deparse_context_for("t",
 													RelationGetRelid(rel)),
 								false, false);
 	free_parsestate(pstate);
@@ -1363,6 +1479,7 @@ pgi_replace_where(PG_FUNCTION_ARGS)
 	ReplacePlan plan;
 	ReplaceMode mode;
 	int			nest;
+	List	   *reads;
 
 	pgi_require_arg(fcinfo, 0, "target");
 	pgi_require_arg(fcinfo, 1, "source");
@@ -1381,8 +1498,10 @@ pgi_replace_where(PG_FUNCTION_ARGS)
 	check_privileges(fcinfo);
 	lock_slice(fcinfo, PG_GETARG_OID(0), NULL, 0);
 	plan_open(&plan, fcinfo);
-	plan.pred = parse_predicate(plan.target, text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	plan.pred = parse_predicate(plan.target, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+								&reads);
 	plan.desc = plan.pred;
+	lock_predicate_reads(plan.target, reads);
 	replace_execute(fcinfo, &plan, mode, NULL);
 	AtEOXact_GUC(true, nest);
 	SPI_finish();

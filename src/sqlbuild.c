@@ -29,6 +29,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "executor/tstoreReceiver.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
@@ -37,6 +38,8 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/queryenvironment.h"
 #include "utils/resowner.h"
 #include "utils/snapshot.h"
 #include "utils/syscache.h"
@@ -533,6 +536,83 @@ pgi_spi_run(const char *sql, const PgiParams *params, bool read_only,
 	else
 		ret = SPI_execute(sql, read_only, tcount);
 	return spi_result(ret, expected, sql);
+}
+
+/*
+ * Run a SELECT once and keep its rows, as of that statement's snapshot, for
+ * the rest of the call: the later statements of the same SPI connection
+ * read them by m->name, an ephemeral named relation (what a trigger's
+ * transition tables are).  An operation that reads its source in several
+ * statements, each with its own snapshot, reads it here instead, so that a
+ * writer committing between two of them (an overlapping run emptying a
+ * staging table) cannot make the call check one set of rows and write
+ * another; a source that is a view with a volatile part is evaluated once.
+ *
+ * The rows are streamed by the executor into a tuplestore, which keeps up
+ * to work_mem in memory and the rest in a temporary file, as a hash join's
+ * batches do.  Values are detoasted on the way in: a TOAST pointer into the
+ * source would dangle once the source row is deleted and vacuumed, which
+ * our own later snapshots no longer prevent.  The name must not be one
+ * the caller's statements use unqualified (a CTE's name would hide it).
+ */
+void
+pgi_spi_materialize(const char *sql, const char *name, PgiMaterialized *m)
+{
+	SPIPlanPtr	plan;
+	CachedPlanSource *ps;
+	DestReceiver *dest;
+	SPIExecuteOptions options;
+	EphemeralNamedRelation enr;
+	int			ret;
+
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare statement: %s: %s",
+			 SPI_result_code_string(SPI_result), sql);
+	ps = linitial(SPI_plan_get_plan_sources(plan));
+	if (ps->resultDesc == NULL)
+		elog(ERROR, "statement returns no rows: %s", sql);
+
+	m->name = name;
+	m->rows = tuplestore_begin_heap(false, false, work_mem);
+	dest = CreateDestReceiver(DestTuplestore);
+	SetTuplestoreDestReceiverParams(dest, m->rows, CurrentMemoryContext,
+									true, NULL, NULL);
+	memset(&options, 0, sizeof(options));
+	options.read_only = false;
+	options.dest = dest;
+	ret = SPI_execute_plan_extended(plan, &options);
+	dest->rDestroy(dest);
+	spi_result(ret, SPI_OK_SELECT, sql);
+	SPI_freeplan(plan);
+	m->nrows = (int64) tuplestore_tuple_count(m->rows);
+
+	enr = palloc0(sizeof(EphemeralNamedRelationData));
+	enr->md.name = pstrdup(name);
+	enr->md.reliddesc = InvalidOid;
+	enr->md.tupdesc = CreateTupleDescCopy(ps->resultDesc);
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = (double) m->nrows;
+	enr->reldata = m->rows;
+	ret = SPI_register_relation(enr);
+	if (ret != SPI_OK_REL_REGISTER)
+		elog(ERROR, "could not register \"%s\": %s", name,
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * Drop what pgi_spi_materialize kept, before SPI_finish: its temporary
+ * file is closed now instead of reported as leaked at commit.  (On an
+ * error the transaction's cleanup closes it.)
+ */
+void
+pgi_spi_forget_materialized(PgiMaterialized *m)
+{
+	if (m->rows == NULL)
+		return;
+	SPI_unregister_relation(m->name);
+	tuplestore_end(m->rows);
+	m->rows = NULL;
 }
 
 /*
