@@ -15,6 +15,12 @@ CREATE EXTENSION pg_idempotent;
 -- generator's session.  Neither is a superuser.
 CREATE ROLE fuzz_gen LOGIN;
 CREATE ROLE fuzz_smith LOGIN;
+-- fuzz_stage changes the staging tables while the calls run (fuzz.gen's
+-- 'stage' client): overlapping runs of an upstream job
+CREATE ROLE fuzz_stage LOGIN;
+ALTER ROLE fuzz_stage SET statement_timeout = '5s';
+ALTER ROLE fuzz_stage SET lock_timeout = '1s';
+ALTER ROLE fuzz_stage SET search_path = fuzz, public;
 ALTER ROLE fuzz_gen SET statement_timeout = '5s';
 ALTER ROLE fuzz_gen SET lock_timeout = '1s';
 ALTER ROLE fuzz_smith SET statement_timeout = '2s';
@@ -91,7 +97,29 @@ CREATE TABLE fuzz.rs_two AS SELECT '2025-01-01'::date + g % 2 AS day, g AS id, '
 CREATE TABLE fuzz.rs_empty (day date, id int, a text, v int);
 CREATE TABLE fuzz.rs_cols AS SELECT '2025-01-01'::date AS day, g AS id FROM generate_series(1, 20) g;
 CREATE TABLE fuzz.rs_text AS SELECT '2025-01-01'::text AS day, g AS id FROM generate_series(1, 20) g;
+-- what replace_where predicates read: one the caller may lock, one (in
+-- secret) it may only read
+CREATE TABLE fuzz.reload_days (d date);
+INSERT INTO fuzz.reload_days VALUES ('2025-01-01');
+-- history: a dimension keyed by id with its validity columns, and one without
+CREATE TABLE fuzz.h_dim (id int, a text, v int, valid_from timestamptz NOT NULL,
+						 valid_to timestamptz NOT NULL DEFAULT 'infinity');
+CREATE TABLE fuzz.h_nokey (id int, a text, valid_from timestamptz, valid_to timestamptz);
+CREATE VIEW fuzz.hs_dim AS SELECT id, a, v FROM fuzz.s_int WHERE id < 100;
+CREATE VIEW fuzz.hs_dups AS SELECT id, a, v FROM fuzz.s_dups;
+CREATE VIEW fuzz.hs_nulls AS SELECT id, a, v FROM fuzz.s_nulls;
+-- pristine copies the staging client refills from
+CREATE TABLE fuzz.orig_s_int AS TABLE fuzz.s_int;
+CREATE TABLE fuzz.orig_rs_day AS TABLE fuzz.rs_day;
+CREATE TABLE fuzz.orig_rs_two AS TABLE fuzz.rs_two;
+GRANT USAGE ON SCHEMA fuzz TO fuzz_stage;
+GRANT SELECT ON ALL TABLES IN SCHEMA fuzz TO fuzz_stage;
+GRANT INSERT, UPDATE, DELETE, TRUNCATE ON fuzz.s_int, fuzz.s_dups, fuzz.s_nulls,
+	fuzz.rs_day, fuzz.rs_dups, fuzz.rs_two, fuzz.reload_days TO fuzz_stage;
 RESET ROLE;
+CREATE TABLE secret.reload_days (d date);
+INSERT INTO secret.reload_days VALUES ('2025-01-02');
+GRANT SELECT ON secret.reload_days TO fuzz_gen;
 
 -- ledgers and checkpoints: fuzz_gen may use and create them (the
 -- extension's tables are in public; nothing is granted by the extension)
@@ -111,9 +139,10 @@ RESET ROLE;
 
 -- The generator's vocabulary: templates of calls, and values for each
 -- kind of argument.  Weight repeats a row's chance of being picked.
-CREATE TABLE fuzz.calls (template text, weight int DEFAULT 1);
+-- client 'gen' is the generator's calls, 'stage' the staging client's changes
+CREATE TABLE fuzz.calls (template text, weight int DEFAULT 1, client text DEFAULT 'gen');
 CREATE TABLE fuzz.args (kind text, expr text);
-GRANT SELECT ON fuzz.calls, fuzz.args TO fuzz_gen;
+GRANT SELECT ON fuzz.calls, fuzz.args TO fuzz_gen, fuzz_stage;
 
 INSERT INTO fuzz.calls (template, weight) VALUES
 	('SELECT * FROM idempotent_upsert(@target@, @source@)', 6),
@@ -179,7 +208,34 @@ INSERT INTO fuzz.calls (template, weight) VALUES
 	('SELECT checkpoint_advance(@cpname@, @bigint@)', 2),
 	('SELECT checkpoint_advance(@cpname@, @bigint@, @fp@)', 2),
 	('SELECT checkpoint_get(@cpname@)', 1),
-	('SELECT pg_sleep(0.2)', 1);
+	('SELECT pg_sleep(0.2)', 1),
+	('SELECT * FROM ledger_complete_batch(@lname@, @lkeys@, ARRAY[@token@, @token@]::bigint[], ARRAY[@json@, NULL]::jsonb[])', 2),
+	-- replace_where, with predicates that read tables the staging client changes
+	('SELECT * FROM replace_where(@rtarget@, @rsource@, @rpred@)', 3),
+	('SELECT * FROM replace_where(@rtarget@, @rsource@, @rpred@, @rmode@, @bool@)', 3),
+	('SELECT * FROM replace_where(''fuzz.r_range'', @rsource@, @rpred@, @rmode@)', 3),
+	-- history, as of a run's time or the call's own
+	('SELECT * FROM idempotent_history(@htarget@, @hsource@)', 2),
+	('SELECT * FROM idempotent_history(''fuzz.h_dim'', @hsource@, ARRAY[''id''], @htime@)', 4),
+	('SELECT * FROM idempotent_history(''fuzz.h_dim'', @hsource@, @key@, @htime@, deletes => @hdeletes@, dry_run => @bool@)', 3),
+	('SELECT * FROM idempotent_history(@htarget@, @hsource@, @key@, @htime@, @hcol@, @hcol@, @hdeletes@, @bool@)', 2);
+
+-- the staging client: emptying, refilling, duplicating and changing what
+-- the calls read, in transactions of its own, while they run
+INSERT INTO fuzz.calls (template, weight, client) VALUES
+	('DELETE FROM @stgname@', 3, 'stage'),
+	('TRUNCATE @stgname@', 1, 'stage'),
+	('INSERT INTO fuzz.s_int TABLE fuzz.orig_s_int', 2, 'stage'),
+	('INSERT INTO fuzz.s_int SELECT * FROM fuzz.orig_s_int ORDER BY random() LIMIT 5', 2, 'stage'),
+	('UPDATE fuzz.s_int SET v = v + 1 WHERE id % 7 = (random() * 7)::int', 2, 'stage'),
+	('INSERT INTO fuzz.rs_day TABLE fuzz.orig_rs_day', 3, 'stage'),
+	('INSERT INTO fuzz.rs_two TABLE fuzz.orig_rs_two', 2, 'stage'),
+	('UPDATE fuzz.rs_day SET v = v + 1 WHERE id % 5 = 0', 2, 'stage'),
+	('INSERT INTO fuzz.rs_day SELECT ''2025-01-02'', id, a, v FROM fuzz.orig_rs_day LIMIT 3', 1, 'stage'),
+	('UPDATE fuzz.reload_days SET d = d + (CASE WHEN random() < 0.5 THEN 1 ELSE -1 END)', 2, 'stage'),
+	('BEGIN; DELETE FROM @stgname@; SELECT pg_sleep(0.05); INSERT INTO fuzz.s_int TABLE fuzz.orig_s_int; INSERT INTO fuzz.rs_day TABLE fuzz.orig_rs_day; COMMIT', 3, 'stage'),
+	('BEGIN; DELETE FROM fuzz.rs_day; INSERT INTO fuzz.rs_day TABLE fuzz.orig_rs_day; SELECT pg_sleep(0.1); ROLLBACK', 1, 'stage'),
+	('SELECT pg_sleep(0.05)', 3, 'stage');
 
 INSERT INTO fuzz.args (kind, expr)
 SELECT 'target', unnest(ARRAY[
@@ -268,6 +324,30 @@ SELECT 'rsource', unnest(ARRAY['''fuzz.rs_day''', '''fuzz.rs_day''', '''fuzz.rs_
 	'''fuzz.rs_empty''', '''fuzz.rs_cols''', '''fuzz.rs_text''', '''fuzz.r_range_2''', '''fuzz.s_int''',
 	'''fuzz.v_int''', '''fuzz.seq''', '''secret.t''', 'NULL', '0'])
 UNION ALL
+SELECT 'stgname', unnest(ARRAY['fuzz.s_int', 'fuzz.s_dups', 'fuzz.s_nulls', 'fuzz.rs_day', 'fuzz.rs_day',
+	'fuzz.rs_dups', 'fuzz.rs_two'])
+UNION ALL
+SELECT 'rpred', unnest(ARRAY['''day IN (SELECT d FROM fuzz.reload_days)''', '''day IN (SELECT d FROM fuzz.reload_days)''',
+	'''EXISTS (SELECT 1 FROM fuzz.reload_days r WHERE r.d = day)''', '''day = ''''2025-01-01''''''',
+	'''day >= ''''2025-01-01'''' AND id < 50''', '''day IN (SELECT d FROM secret.reload_days)''',
+	'''day IN (SELECT r.day FROM fuzz.r_range r)''', '''true''', '''id''',
+	'''day = (SELECT max(d) FROM fuzz.reload_days)''',
+	'''day IN (SELECT c.day FROM fuzz.m_int m JOIN fuzz.s_comp c ON c.id = m.id)''', 'NULL', ''''''''])
+UNION ALL
+SELECT 'htarget', unnest(ARRAY['''fuzz.h_dim''', '''fuzz.h_dim''', '''fuzz.h_nokey''', '''fuzz.t_int''',
+	'''fuzz.v_int''', '''secret.t''', 'NULL', '0'])
+UNION ALL
+SELECT 'htime', unnest(ARRAY['NULL', '''2025-01-01 00:00+00''::timestamptz', '''2025-01-02 00:00+00''::timestamptz',
+	'''2025-01-03 00:00+00''::timestamptz', '''2024-12-31 00:00+00''::timestamptz', '''infinity''::timestamptz',
+	'''-infinity''::timestamptz', 'now()'])
+UNION ALL
+SELECT 'hsource', unnest(ARRAY['''fuzz.hs_dim''', '''fuzz.hs_dim''', '''fuzz.hs_dups''', '''fuzz.hs_nulls''',
+	'''fuzz.s_int''', '''fuzz.rs_day''', 'NULL'])
+UNION ALL
+SELECT 'hdeletes', unnest(ARRAY['''ignore''', '''close''', '''close''', 'NULL', '''CLOSE''', ''''''])
+UNION ALL
+SELECT 'hcol', unnest(ARRAY['''valid_from''', '''valid_to''', '''a''', '''id''', '''nope''', 'NULL'])
+UNION ALL
 SELECT 'rcol', unnest(ARRAY['''day''', '''day''', '''day''', '''id''', '''a''', '''nope''', '''''',
 	'''ctid''', 'NULL'])
 UNION ALL
@@ -309,7 +389,7 @@ SELECT 'bigint', unnest(ARRAY['1', '(SELECT coalesce(max(position), 0) + 1 FROM 
  * are filled left to right, so a value that itself holds an @word@ is
  * never expanded again.
  */
-CREATE FUNCTION fuzz.gen(n int) RETURNS SETOF text LANGUAGE plpgsql AS $$
+CREATE FUNCTION fuzz.gen(n int, who text DEFAULT 'gen') RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
 	tmpl text;
 	done text;
@@ -321,6 +401,7 @@ BEGIN
 	FOR i IN 1 .. n LOOP
 		SELECT template INTO tmpl
 		FROM fuzz.calls, generate_series(1, weight)
+		WHERE client = who
 		ORDER BY random() LIMIT 1;
 		done := '';
 		LOOP
