@@ -103,7 +103,7 @@ CREATE TABLE fuzz.reload_days (d date);
 INSERT INTO fuzz.reload_days VALUES ('2025-01-01');
 -- history: a dimension keyed by id with its validity columns, and one without
 CREATE TABLE fuzz.h_dim (id int, a text, v int, valid_from timestamptz NOT NULL,
-						 valid_to timestamptz NOT NULL DEFAULT 'infinity');
+						 valid_to timestamptz, PRIMARY KEY (id, valid_from));
 CREATE TABLE fuzz.h_nokey (id int, a text, valid_from timestamptz, valid_to timestamptz);
 CREATE VIEW fuzz.hs_dim AS SELECT id, a, v FROM fuzz.s_int WHERE id < 100;
 CREATE VIEW fuzz.hs_dups AS SELECT id, a, v FROM fuzz.s_dups;
