@@ -47,6 +47,12 @@ CREATE TABLE hist_e_dates (id int, a text, valid_from date NOT NULL, valid_to da
 SELECT pg_temp.err($$SELECT idempotent_history('hist_e_dates', 'hist_e_src', as_of => '2025-02-01')$$);
 CREATE TABLE hist_e_src_vf (id int, a text, valid_from timestamptz);
 SELECT pg_temp.err($$SELECT idempotent_history('hist_e', 'hist_e_src_vf', as_of => '2025-02-01')$$);
+-- valid_to NOT NULL (42P16): a null valid_to is the current version, so
+-- the call is refused before it reads anything, not by the insert's 23502
+CREATE TABLE hist_e_inf (id int, a text, valid_from timestamptz NOT NULL,
+	valid_to timestamptz NOT NULL DEFAULT 'infinity', PRIMARY KEY (id, valid_from));
+SELECT pg_temp.err($$SELECT idempotent_history('hist_e_inf', 'hist_e_src', as_of => '2025-02-01')$$);
+SELECT count(*) FROM hist_e_inf;
 
 -- source columns the target lacks (42703), a key column missing (42703),
 -- a source without the key's columns (42P10)

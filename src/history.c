@@ -224,6 +224,14 @@ plan_columns(HistoryPlan *plan, ArrayType *key, const char *vf,
 				 errdetail("Both name \"%s\".", vf)));
 	plan->vf = validity_column(plan, vf, "valid_from");
 	plan->vt = validity_column(plan, vt, "valid_to");
+	if (plan->vt->notnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("column \"%s\" of \"%s\" must allow nulls",
+						plan->vt->name, plan->target->displayname),
+				 errdetail("A null \"%s\" marks a key's current version.",
+						   plan->vt->name),
+				 errhint("Drop the column's NOT NULL constraint.")));
 
 	initStringInfo(&from);
 	appendStringInfo(&from, "%s s0", plan->source->qualname);
