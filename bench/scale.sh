@@ -11,6 +11,9 @@
 #                               is never larger than the table)
 #   SCALE_SHAPES="spread"       spread and/or clustered (default both)
 #   SCALE_TYPES="client"        exact and/or client (default both)
+#   SCALE_ROUNDS=3              rounds per cell, each with its own new keys
+#                               and changed values; the table shows medians
+#                               (default 1)
 #   SCALE_OUT=dir               where scale.txt and scale.png go (default
 #                               bench/out)
 #
@@ -34,6 +37,7 @@ SCALE_ROWS=${SCALE_ROWS:-1000000 10000000}
 SCALE_BATCHES=${SCALE_BATCHES:-1000 10000 100000 1000000}
 SCALE_SHAPES=${SCALE_SHAPES:-spread clustered}
 SCALE_TYPES=${SCALE_TYPES:-exact client}
+SCALE_ROUNDS=${SCALE_ROUNDS:-1}
 SCALE_OUT=${SCALE_OUT:-bench/out}
 mkdir -p "$SCALE_OUT"
 OUT_TXT=$SCALE_OUT/scale.txt
@@ -71,6 +75,8 @@ SQL
 		for typing in $SCALE_TYPES; do
 			for batch in $SCALE_BATCHES; do
 				[ "$batch" -le "$rows" ] || continue
+				for round in $(seq 1 "$SCALE_ROUNDS"); do
+				# the cell's number marks its new spread keys: at most 99
 				cell=$((cell + 1))
 				half=$((batch / 2))
 				if [ "$typing" = exact ]; then
@@ -88,13 +94,20 @@ SQL
 					new="SELECT $clustered_next + g AS id FROM generate_series(1, $((batch - half))) g"
 					clustered_next=$((clustered_next + batch))
 				fi
-				label="$rows|$shape|$typing|$batch"
-				echo "scale: $rows rows, $shape, $typing, batch $batch" >&2
+				label="$rows|$shape|$typing|$batch|$round"
+				echo "scale: $rows rows, $shape, $typing, batch $batch, round $round" >&2
 				{
 					echo "\\set ON_ERROR_STOP 1"
 					echo "SET client_min_messages = warning;"
 					echo "DROP TABLE IF EXISTS sc_stg;"
 					echo "CREATE TABLE sc_stg ($cols) WITH (autovacuum_enabled = off);"
+					# warm the new session's caches for every contender: a
+					# one-row batch identical to the table (untimed)
+					echo "DROP TABLE IF EXISTS sc_warm;"
+					echo "CREATE TEMP TABLE sc_warm AS SELECT * FROM sc_idem WHERE id = 100;"
+					echo "SELECT * FROM idempotent_upsert('sc_idem', 'sc_warm') \\g /dev/null"
+					echo "INSERT INTO sc_raw SELECT * FROM sc_warm ON CONFLICT (id) DO UPDATE SET $SET;"
+					echo "MERGE INTO sc_merge t USING sc_warm s ON t.id = s.id WHEN MATCHED THEN UPDATE SET $MSET WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.customer_id, s.amount, s.order_date, s.status);"
 					echo "INSERT INTO sc_stg SELECT k.id, (k.id / 100) % 5000, (k.id % 4000) / 4.0, date '2025-01-01' + (k.id % 365)::int, 'cell $cell' FROM ($changed UNION ALL $new) k;"
 					for phase in "first run" "identical replay" "10% changed"; do
 						if [ "$phase" = "10% changed" ]; then
@@ -118,6 +131,7 @@ SQL
 					done
 					echo "ANALYZE sc_idem, sc_raw, sc_merge;"
 				} | psql -X -q -f - || { echo "scale: cell $label failed" >&2; exit 1; }
+				done
 			done
 		done
 	done
@@ -127,8 +141,13 @@ done
 
 {
 	echo
-	echo "Incremental loads (bench/scale.sh): ms, WAL, and ratio to INSERT ... ON CONFLICT in the same run"
+	echo "Incremental loads (bench/scale.sh, $SCALE_ROUNDS round(s), median): ms, WAL, and ratio to INSERT ... ON CONFLICT in the same run"
 	psql -X -q -P footer=off <<'SQL'
+CREATE TEMP VIEW sc_median AS
+SELECT rows, shape, typing, batch, phase, contender, min(seq) AS seq,
+	round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) AS ms,
+	max(wal) AS wal
+FROM sc_result GROUP BY 1, 2, 3, 4, 5, 6;
 SELECT r.rows AS "table", r.shape, r.typing, r.batch, r.phase,
 	max(r.ms) FILTER (WHERE contender = 'idempotent_upsert') AS upsert_ms,
 	max(r.ms) FILTER (WHERE contender = 'ON CONFLICT') AS on_conflict_ms,
@@ -138,19 +157,23 @@ SELECT r.rows AS "table", r.shape, r.typing, r.batch, r.phase,
 	round(max(r.ms) FILTER (WHERE contender = 'idempotent_upsert')
 		/ nullif(max(r.ms) FILTER (WHERE contender = 'MERGE'), 0), 2) AS "vs MERGE",
 	pg_size_pretty(max(r.wal) FILTER (WHERE contender = 'idempotent_upsert')) AS upsert_wal,
-	pg_size_pretty(max(r.wal) FILTER (WHERE contender = 'ON CONFLICT')) AS on_conflict_wal
-FROM sc_result r
+	pg_size_pretty(max(r.wal) FILTER (WHERE contender = 'ON CONFLICT')) AS on_conflict_wal,
+	pg_size_pretty(max(r.wal) FILTER (WHERE contender = 'MERGE')) AS merge_wal
+FROM sc_median r
 GROUP BY 1, 2, 3, 4, 5
 ORDER BY 1, 2 DESC, 3, 4, min(r.seq);
-SQL
-	# a fixed batch, 1M against 10M: the growth the table's size adds
-	psql -X -q -P footer=off <<'SQL'
-SELECT b.shape, b.typing, b.batch, b.phase, b.contender,
-	round(b.ms / a.ms, 2) AS "growth, largest table vs smallest"
-FROM sc_result a JOIN sc_result b USING (shape, typing, batch, phase, contender)
+-- a fixed batch, largest table against smallest: the growth the table's size adds
+\echo
+\echo 'The same batch into the largest table against the smallest: growth of the median ms'
+SELECT b.shape, b.typing, b.batch, b.phase,
+	round(max(b.ms / a.ms) FILTER (WHERE contender = 'idempotent_upsert'), 2) AS upsert,
+	round(max(b.ms / a.ms) FILTER (WHERE contender = 'ON CONFLICT'), 2) AS on_conflict,
+	round(max(b.ms / a.ms) FILTER (WHERE contender = 'MERGE'), 2) AS merge
+FROM sc_median a JOIN sc_median b USING (shape, typing, batch, phase, contender)
 WHERE a.rows = (SELECT min(rows) FROM sc_result) AND b.rows = (SELECT max(rows) FROM sc_result)
-	AND a.rows < b.rows AND b.contender = 'idempotent_upsert'
-ORDER BY 1 DESC, 2, 3, b.seq;
+	AND a.rows < b.rows
+GROUP BY 1, 2, 3, 4
+ORDER BY 1 DESC, 2, 3, min(b.seq);
 SQL
 } | tee "$OUT_TXT"
 
@@ -170,7 +193,7 @@ for rows in $SCALE_ROWS; do
 	ntables=$((ntables + 1))
 	for phase in "first run" "identical replay" "10% changed"; do
 		for contender in idempotent_upsert "ON CONFLICT" MERGE; do
-			psql -X -q -At -F ' ' -c "SELECT batch, ms * 1000.0 / batch FROM sc_result WHERE rows = $rows AND shape = '$shape' AND typing = '$typing' AND phase = '$phase' AND contender = '$contender' ORDER BY batch" \
+			psql -X -q -At -F ' ' -c "SELECT batch, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) * 1000.0 / batch FROM sc_result WHERE rows = $rows AND shape = '$shape' AND typing = '$typing' AND phase = '$phase' AND contender = '$contender' GROUP BY batch ORDER BY batch" \
 				>"$DATA/$rows-${phase%% *}-${contender%% *}.dat"
 		done
 	done

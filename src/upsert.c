@@ -90,7 +90,8 @@ typedef struct UpsertPlan
 	UpsertSource *source;
 	PgiColumnList cols;			/* target columns the source supplies */
 	List	   *key;			/* positions in cols */
-	List	   *upd;			/* positions in cols compared and set: all */
+	List	   *upd;			/* positions in cols compared: all */
+	List	   *set;			/* positions in cols set: all but an image-equal key */
 	int			version;		/* position in cols, or -1 */
 	bool		keep_last;		/* on_duplicate => 'last' */
 	bool		dry_run;
@@ -146,16 +147,38 @@ plan_key_and_version(UpsertPlan *plan, ArrayType *key, const char *version)
 	}
 
 	/*
-	 * A matched row is compared, and overwritten, in every source column,
-	 * the key's included: key values equal under the index's operator can
-	 * still differ in image (1.5 and 1.500, 'A' and 'a' under a
-	 * case-insensitive collation), and the table must end holding exactly
-	 * what the source says.  Setting a key column to a binary-identical
-	 * value does not stop a HOT update.
+	 * A matched row is compared in every source column, the key's included:
+	 * key values equal under the index's operator can still differ in image
+	 * (1.5 and 1.500, 'A' and 'a' under a case-insensitive collation), and
+	 * the table must end holding exactly what the source says.  Such a key
+	 * is overwritten too.  A key whose equal values are identical images
+	 * (integers, dates, text under a deterministic collation) is not SET:
+	 * it cannot change, and an UPDATE that names an indexed column tells
+	 * the index to expect a new key, which costs page splits where a row
+	 * that keeps its key would not.
 	 */
 	plan->upd = NIL;
-	for (i = 0; i < plan->cols.ncols; i++)
-		plan->upd = lappend_int(plan->upd, i);
+	plan->set = NIL;
+	{
+		bool		key_is_image = true;
+
+		foreach(lc, plan->key)
+		{
+			PgiColumn  *col = &plan->cols.cols[lfirst_int(lc)];
+
+			if (!pgi_type_equal_is_image(col->typid, col->collid))
+				key_is_image = false;
+		}
+		for (i = 0; i < plan->cols.ncols; i++)
+		{
+			plan->upd = lappend_int(plan->upd, i);
+			if (!key_is_image || !list_member_int(plan->key, i))
+				plan->set = lappend_int(plan->set, i);
+		}
+		/* a source of key columns alone never changes a row; SET must name one */
+		if (plan->set == NIL)
+			plan->set = list_copy(plan->upd);
+	}
 
 	plan->version = -1;
 	if (version != NULL)
@@ -256,11 +279,11 @@ append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
 {
 	ListCell   *lc;
 
-	foreach(lc, plan->upd)
+	foreach(lc, plan->set)
 	{
 		PgiColumn  *col = &plan->cols.cols[lfirst_int(lc)];
 
-		if (lc != list_head(plan->upd))
+		if (lc != list_head(plan->set))
 			appendStringInfoString(buf, ", ");
 		pgi_append_ident(buf, col->name);
 		appendStringInfoString(buf, " = ");
