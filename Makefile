@@ -58,7 +58,8 @@ demo: deps
 	$(MAKE) install
 	examples/run
 
-bench: deps
+bench:
+	test/deps gnuplot-nox
 	$(MAKE) all
 	$(MAKE) install
 	bench/run

@@ -210,3 +210,20 @@ SELECT * FROM idempotent_upsert_query('scratch', 'SELECT g AS id, ''v'' || g AS 
 CREATE TABLE events_copy (LIKE events INCLUDING ALL);
 SELECT * FROM idempotent_upsert('events_copy', 'events_in', on_duplicate => 'last');
 SELECT * FROM events_copy;
+
+-- a key equal to the table's but of another image (numeric 1.5 and 1.50,
+-- 2 and 2.0) is written as the source has it, and then left alone
+CREATE TABLE num_keyed (k numeric PRIMARY KEY, v text);
+INSERT INTO num_keyed VALUES (1.5, 'a'), (2, 'b');
+SELECT * FROM idempotent_upsert_query('num_keyed', 'SELECT 1.50 AS k, ''a''::text AS v UNION ALL SELECT 2.0, ''b''');
+SELECT k::text, v FROM num_keyed ORDER BY k;
+SELECT * FROM idempotent_upsert_query('num_keyed', 'SELECT 1.50 AS k, ''a''::text AS v UNION ALL SELECT 2.0, ''b''');
+
+-- a BEFORE INSERT trigger that skips rows: the counts say what was inserted
+CREATE TABLE skipping (id int PRIMARY KEY, v text);
+CREATE FUNCTION skip_marked() RETURNS trigger LANGUAGE plpgsql AS
+	$$BEGIN IF NEW.v = 'skip' THEN RETURN NULL; END IF; RETURN NEW; END$$;
+CREATE TRIGGER skip_marked BEFORE INSERT ON skipping FOR EACH ROW EXECUTE FUNCTION skip_marked();
+INSERT INTO skipping VALUES (1, 'one');
+SELECT * FROM idempotent_upsert_query('skipping', 'SELECT * FROM (VALUES (1, ''uno''), (2, ''two''), (3, ''skip'')) v(id, v)');
+SELECT * FROM skipping ORDER BY id;

@@ -117,6 +117,7 @@ extern void pgi_append_image_differs(StringInfo buf, const char *left,
 									 const PgiColumnList *cols, List *indexes,
 									 bool differs);
 extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
+extern bool pgi_type_equal_is_image(Oid typid, Oid collid);
 extern void pgi_append_row_value(StringInfo buf, const char *alias,
 								 const PgiColumnList *cols, List *indexes);
 extern void pgi_append_row_text(StringInfo buf, const char *alias,

@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
@@ -315,6 +316,29 @@ pgi_type_operator(Oid typid, int strategy, const char *colname)
 						format_type_be(typid)),
 				 errdetail("Column \"%s\" needs one to be compared.", colname)));
 	return opno;
+}
+
+/*
+ * Whether values of the type that its equality operator calls equal are
+ * always identical images, under the collation: what the btree operator
+ * class says (its equalimage support function, as deduplication asks).
+ * Not for numeric (1.5 and 1.50), float (0 and -0), or text under a
+ * nondeterministic collation.
+ */
+bool
+pgi_type_equal_is_image(Oid typid, Oid collid)
+{
+	TypeCacheEntry *tce = lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY);
+	Oid			proc;
+
+	if (!OidIsValid(tce->btree_opf))
+		return false;
+	proc = get_opfamily_proc(tce->btree_opf, tce->btree_opintype,
+							 tce->btree_opintype, BTEQUALIMAGE_PROC);
+	if (!OidIsValid(proc))
+		return false;
+	return DatumGetBool(OidFunctionCall1Coll(proc, collid,
+											 ObjectIdGetDatum(tce->btree_opintype)));
 }
 
 /* left.k1 = right.k1 AND left.k2 = right.k2 ... with each type's own "=" */

@@ -52,6 +52,7 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -89,7 +90,8 @@ typedef struct UpsertPlan
 	UpsertSource *source;
 	PgiColumnList cols;			/* target columns the source supplies */
 	List	   *key;			/* positions in cols */
-	List	   *upd;			/* positions in cols compared and set: all */
+	List	   *upd;			/* positions in cols compared: all */
+	List	   *set;			/* positions in cols set: all but an image-equal key */
 	int			version;		/* position in cols, or -1 */
 	bool		keep_last;		/* on_duplicate => 'last' */
 	bool		dry_run;
@@ -145,16 +147,38 @@ plan_key_and_version(UpsertPlan *plan, ArrayType *key, const char *version)
 	}
 
 	/*
-	 * A matched row is compared, and overwritten, in every source column,
-	 * the key's included: key values equal under the index's operator can
-	 * still differ in image (1.5 and 1.500, 'A' and 'a' under a
-	 * case-insensitive collation), and the table must end holding exactly
-	 * what the source says.  Setting a key column to a binary-identical
-	 * value does not stop a HOT update.
+	 * A matched row is compared in every source column, the key's included:
+	 * key values equal under the index's operator can still differ in image
+	 * (1.5 and 1.500, 'A' and 'a' under a case-insensitive collation), and
+	 * the table must end holding exactly what the source says.  Such a key
+	 * is overwritten too.  A key whose equal values are identical images
+	 * (integers, dates, text under a deterministic collation) is not SET:
+	 * it cannot change, and an UPDATE that names an indexed column tells
+	 * the index to expect a new key, which costs page splits where a row
+	 * that keeps its key would not.
 	 */
 	plan->upd = NIL;
-	for (i = 0; i < plan->cols.ncols; i++)
-		plan->upd = lappend_int(plan->upd, i);
+	plan->set = NIL;
+	{
+		bool		key_is_image = true;
+
+		foreach(lc, plan->key)
+		{
+			PgiColumn  *col = &plan->cols.cols[lfirst_int(lc)];
+
+			if (!pgi_type_equal_is_image(col->typid, col->collid))
+				key_is_image = false;
+		}
+		for (i = 0; i < plan->cols.ncols; i++)
+		{
+			plan->upd = lappend_int(plan->upd, i);
+			if (!key_is_image || !list_member_int(plan->key, i))
+				plan->set = lappend_int(plan->set, i);
+		}
+		/* a source of key columns alone never changes a row; SET must name one */
+		if (plan->set == NIL)
+			plan->set = list_copy(plan->upd);
+	}
 
 	plan->version = -1;
 	if (version != NULL)
@@ -255,11 +279,11 @@ append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
 {
 	ListCell   *lc;
 
-	foreach(lc, plan->upd)
+	foreach(lc, plan->set)
 	{
 		PgiColumn  *col = &plan->cols.cols[lfirst_int(lc)];
 
-		if (lc != list_head(plan->upd))
+		if (lc != list_head(plan->set))
 			appendStringInfoString(buf, ", ");
 		pgi_append_ident(buf, col->name);
 		appendStringInfoString(buf, " = ");
@@ -267,11 +291,11 @@ append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
 	}
 }
 
-/* a column name for j's class, unused by the source's columns */
+/* a column name for j's own columns, unused by the source's columns */
 static char *
-class_column_name(UpsertPlan *plan)
+j_column_name(UpsertPlan *plan, const char *base)
 {
-	char	   *name = pstrdup("pgi_class");
+	char	   *name = pstrdup(base);
 
 	while (pgi_column_index(&plan->cols, name) >= 0)
 		name = psprintf("%s_", name);
@@ -318,6 +342,26 @@ append_newest_per_key(StringInfo q, UpsertPlan *plan)
  * and one row of counts, with what the error messages need when the
  * checks failed.  Every part reads the statement's one snapshot.
  */
+/*
+ * Whether a plain INSERT into the target can insert fewer rows than it is
+ * given without an error: only a BEFORE ROW trigger that returns NULL can
+ * (a partition may have one of its own).  Otherwise the rows classified new
+ * are the rows inserted, and the INSERT need not count them.
+ */
+static bool
+insert_may_skip_rows(UpsertPlan *plan)
+{
+	Relation	rel;
+	bool		skip;
+
+	if (plan->target->relkind != RELKIND_RELATION)
+		return true;
+	rel = relation_open(plan->target->relid, NoLock);
+	skip = rel->trigdesc != NULL && rel->trigdesc->trig_insert_before_row;
+	relation_close(rel, NoLock);
+	return skip;
+}
+
 typedef enum MergeResult
 {
 	MR_ROWS = 1,
@@ -339,8 +383,17 @@ static char *
 build_merge(UpsertPlan *plan)
 {
 	StringInfoData q;
-	const char *cls = class_column_name(plan);
+	const char *cls = j_column_name(plan, "pgi_class");
+	/*
+	 * A plain table's matched row is updated where j found it; reading its
+	 * ctid takes SELECT on the whole table, not only on some columns.
+	 */
+	const char *tid = (plan->target->relkind == RELKIND_RELATION &&
+					   pg_class_aclcheck(plan->target->relid, GetUserId(),
+										 ACL_SELECT) == ACLCHECK_OK) ?
+		j_column_name(plan, "pgi_tid") : NULL;
 	const char *ok_dups;
+	bool		count_inserts = insert_may_skip_rows(plan);
 	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "
 		"AND c.nv OPERATOR(pg_catalog.=) 0";
 
@@ -431,6 +484,11 @@ build_merge(UpsertPlan *plan)
 	}
 	appendStringInfoString(&q, "ELSE 0 END AS ");
 	pgi_append_ident(&q, cls);
+	if (tid != NULL)
+	{
+		appendStringInfoString(&q, ", t.ctid AS ");
+		pgi_append_ident(&q, tid);
+	}
 	appendStringInfo(&q, " FROM %s LEFT JOIN %s t ON ",
 					 plan->keep_last ? "e" : "s e", plan->target->qualname);
 	pgi_append_key_match(&q, "e", "t", &plan->cols, plan->key);
@@ -445,18 +503,35 @@ build_merge(UpsertPlan *plan)
 		append_set_list(&q, plan, "j");
 		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 AND ",
 						 quote_identifier(cls));
+
+		/*
+		 * The row j found, by its ctid: no second probe of the key's index.
+		 * The key is matched too: a row updated concurrently is rechecked
+		 * in its new version by the key and the change, as before (a TID
+		 * scan does not recheck the ctid), and one deleted is skipped, which
+		 * the count of updated rows shows.
+		 */
+		if (tid != NULL)
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
+							 quote_identifier(tid));
 		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
 		appendStringInfoString(&q, " AND ");
 		append_changed(&q, plan, "t", "j");
 		appendStringInfoString(&q, " RETURNING 1), i AS (");
 		pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "j");
-		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1 RETURNING 1)",
-						 quote_identifier(cls));
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1%s)",
+						 quote_identifier(cls), count_inserts ? " RETURNING 1" : "");
 	}
 
+	/*
+	 * i runs to completion unread; unless a trigger can skip rows, it
+	 * inserts every row it is given or fails, so k.n1 counts it, and its
+	 * rows need not go through RETURNING into a tuplestore.
+	 */
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, c.nd, k.n1, k.n2, k.n3, %s, %s, ",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
-					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM i)");
+					 plan->dry_run ? "0::pg_catalog.int8" :
+					 count_inserts ? "(SELECT pg_catalog.count(*) FROM i)" : "k.n1");
 	if (!plan->keep_last)
 		appendStringInfo(&q, "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
 						 "CASE WHEN %s THEN (SELECT d.ex FROM d) END, NULL::pg_catalog.text",
