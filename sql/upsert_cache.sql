@@ -5,6 +5,7 @@
 -- target holds a row before the first call, so that both calls are of the
 -- same shape (a batch small against the table: index probes).
 SET client_min_messages = warning;
+\set VERBOSITY terse
 
 CREATE TABLE uc_t (id int PRIMARY KEY, a text);
 CREATE TABLE uc_s (id int, a text);
@@ -35,6 +36,18 @@ SELECT * FROM idempotent_upsert('uc_n', 'uc_ns');
 ALTER TABLE uc_n ALTER COLUMN n TYPE numeric(10,1);
 SELECT * FROM idempotent_upsert('uc_n', 'uc_ns');
 SELECT * FROM uc_n ORDER BY id;
+-- and retyped without a rewrite: varchar(5) to varchar(20), the source's
+-- longer value refused before (as an INSERT would: 22001), written after
+CREATE TABLE uc_v (id int PRIMARY KEY, s varchar(5));
+INSERT INTO uc_v VALUES (100, 'other');
+CREATE TABLE uc_vs (id int, s varchar(20));
+INSERT INTO uc_vs VALUES (1, 'short');
+SELECT * FROM idempotent_upsert('uc_v', 'uc_vs');
+UPDATE uc_vs SET s = 'somewhat longer';
+SELECT * FROM idempotent_upsert('uc_v', 'uc_vs');
+ALTER TABLE uc_v ALTER COLUMN s TYPE varchar(20);
+SELECT * FROM idempotent_upsert('uc_v', 'uc_vs');
+SELECT * FROM uc_v ORDER BY id;
 
 -- the key changes with the indexes: the primary key dropped and a unique
 -- index on code made, then that dropped too (no key left)
@@ -86,7 +99,10 @@ CREATE TABLE uc_j (id int PRIMARY KEY, d uc_dom);
 INSERT INTO uc_j VALUES (100, 'other');
 SELECT * FROM idempotent_upsert_json('uc_j', '[{"id": 1, "d": "one"}]');
 ALTER DOMAIN uc_dom RENAME TO uc_dom2;
+-- (a new search_path makes the plan cache parse the statement again)
+SET search_path = public, uc_b;
 SELECT * FROM idempotent_upsert_json('uc_j', '[{"id": 1, "d": "uno"}]');
+RESET search_path;
 SELECT * FROM uc_j ORDER BY id;
 
 -- another role, without the privileges, calling the shape the owner just
@@ -147,7 +163,7 @@ BEGIN
 	END LOOP;
 END $$;
 
-DROP TABLE uc_t, uc_s, uc_n, uc_ns, uc_k, uc_ks, uc_j, uc_c.t, uc_b.t;
+DROP TABLE uc_t, uc_s, uc_n, uc_ns, uc_v, uc_vs, uc_k, uc_ks, uc_j, uc_c.t, uc_b.t;
 DROP DOMAIN uc_dom2;
 DROP SCHEMA uc_b, uc_c;
 DROP FUNCTION uc_shapes();
