@@ -118,14 +118,8 @@ cat >"$PGB_DIR/c_raw.sql" <<'EOF'
 INSERT INTO sm_vr AS t SELECT DISTINCT ON (id) * FROM jsonb_populate_recordset(NULL::sm_vr, (SELECT doc FROM sm_batch WHERE n = :n)) ORDER BY id, ver DESC ON CONFLICT (id) DO UPDATE SET ver = excluded.ver, amount = excluded.amount, status = excluded.status WHERE t.ver < excluded.ver;
 EOF
 # d
-cat >"$PGB_DIR/d_ext.sql" <<'EOF'
-\set k random(1, 1000000000000)
-SELECT ledger_record('rec', 'k' || :k);
-EOF
-cat >"$PGB_DIR/d_raw.sql" <<'EOF'
-\set k random(1, 1000000000000)
-INSERT INTO raw_key (ledger_id, key, status, token, created_at, updated_at) VALUES (1, 'k' || :k, 'done', NULL, clock_timestamp(), clock_timestamp()) ON CONFLICT (ledger_id, key) DO NOTHING;
-EOF
+cp bench/pgbench/ledger_record.sql "$PGB_DIR/d_ext.sql"
+cp bench/pgbench/ledger_raw_same.sql "$PGB_DIR/d_raw.sql"
 # e: the user's two statements in one transaction, as the call is one
 cat >"$PGB_DIR/e_ext.sql" <<'EOF'
 SELECT * FROM idempotent_history('sm_h', ('sm_stg_' || :client_id::int)::regclass, as_of => '2025-06-01');
