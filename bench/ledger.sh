@@ -54,17 +54,8 @@ chmod 755 "$work"
 
 q() { psql -X -q -At -c "$1"; }
 
-# tps of one pgbench run of a script given on stdin
-pgb() {
-	local clients=$1
-	shift
-	cat >"$work/script.sql"
-	pgbench -n -M prepared -c "$clients" -j "$clients" "$@" -f "$work/script.sql" >"$work/out" 2>&1 || true
-	awk '/^tps = / { tps = $3 } END { print tps + 0 }' "$work/out"
-	grep -m1 -E 'ERROR|error' "$work/out" >&2 || true
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+. bench/pgbench_pairs.sh
+PGB_DIR=$work
 
 echo
 echo "== ledger: ledger_record vs raw INSERT ... ON CONFLICT DO NOTHING (new keys, tps, best of $ROUNDS runs of ${SECONDS_PER_RUN} s)"
@@ -75,19 +66,12 @@ q "CREATE TABLE raw_min (key text COLLATE \"C\" PRIMARY KEY)"
 q "CREATE TABLE raw_fair (key text COLLATE \"C\" PRIMARY KEY, recorded_at timestamptz NOT NULL DEFAULT now())"
 printf '  %-8s %13s %9s %9s %9s %8s %8s %8s   %s\n' clients ledger_record raw_same raw_fair raw_min vs_same vs_fair vs_min \
 	"paired: vs_same vs_fair vs_min"
-# One pgbench script per contender; each is run LEDGER_BENCH_ROUNDS times,
-# interleaved with the others.  Two estimates of each ratio, so that a
-# neighbour's burst on a shared machine does not decide one: the best run
-# of each against the best of the other, and ("paired") the median over
-# the rounds of the ratio of two runs made one after the other.
-cat >"$work/rec_ext.sql" <<'EOF'
-\set k random(1, 1000000000000)
-SELECT ledger_record('rec', 'k' || :k);
-EOF
-cat >"$work/rec_same.sql" <<'EOF'
-\set k random(1, 1000000000000)
-INSERT INTO raw_key (ledger_id, key, status, token, created_at, updated_at) VALUES (1, 'k' || :k, 'done', NULL, clock_timestamp(), clock_timestamp()) ON CONFLICT (ledger_id, key) DO NOTHING;
-EOF
+# One pgbench script per contender, alternated (bench/pgbench_pairs.sh);
+# ledger_record next to raw_same, before it in one round and after it in
+# the next.
+# (ledger_record and its raw twin are shared with bench/small.sh)
+cp bench/pgbench/ledger_record.sql "$work/rec_ext.sql"
+cp bench/pgbench/ledger_raw_same.sql "$work/rec_same.sql"
 cat >"$work/rec_fair.sql" <<'EOF'
 \set k random(1, 1000000000000)
 INSERT INTO raw_fair (key) VALUES ('k' || :k) ON CONFLICT DO NOTHING;
@@ -96,29 +80,12 @@ cat >"$work/rec_min.sql" <<'EOF'
 \set k random(1, 1000000000000)
 INSERT INTO raw_min (key) VALUES ('k' || :k) ON CONFLICT DO NOTHING;
 EOF
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for c in $RECORD_CLIENTS; do
-	declare -A tps=([ext]=0 [same]=0 [fair]=0 [min]=0)
-	declare -A paired=([same]="" [fair]="" [min]="")
-	for r in $(seq 1 "$ROUNDS"); do
-		declare -A run=()
-		# next to raw_same, before it in one round and after it in the next
-		order="same ext fair min"
-		[ $((r % 2)) = 0 ] && order="min fair ext same"
-		for who in $order; do
-			q "CHECKPOINT"
-			t=$(pgb "$c" -T "$SECONDS_PER_RUN" <"$work/rec_$who.sql")
-			run[$who]=$t
-			tps[$who]=$(awk -v a="${tps[$who]}" -v b="$t" 'BEGIN { print (a > b) ? a : b }')
-		done
-		for who in same fair min; do
-			paired[$who]="${paired[$who]} $(ratio "${run[ext]}" "${run[$who]}")"
-		done
-	done
-	printf '  %-8s %13.0f %9.0f %9.0f %9.0f %8s %8s %8s   %14s %7s %6s\n' "$c" "${tps[ext]}" "${tps[same]}" \
-		"${tps[fair]}" "${tps[min]}" "$(ratio "${tps[ext]}" "${tps[same]}")" \
-		"$(ratio "${tps[ext]}" "${tps[fair]}")" "$(ratio "${tps[ext]}" "${tps[min]}")" \
-		"$(echo "${paired[same]}" | median)" "$(echo "${paired[fair]}" | median)" "$(echo "${paired[min]}" | median)"
+	pgbench_compare "$c" "$SECONDS_PER_RUN" "$ROUNDS" rec_ext "rec_same rec_ext rec_fair rec_min"
+	printf '  %-8s %13.0f %9.0f %9.0f %9.0f %8s %8s %8s   %14s %7s %6s\n' "$c" "${BEST[rec_ext]}" "${BEST[rec_same]}" \
+		"${BEST[rec_fair]}" "${BEST[rec_min]}" "$(ratio "${BEST[rec_ext]}" "${BEST[rec_same]}")" \
+		"$(ratio "${BEST[rec_ext]}" "${BEST[rec_fair]}")" "$(ratio "${BEST[rec_ext]}" "${BEST[rec_min]}")" \
+		"${PAIRED[rec_same]}" "${PAIRED[rec_fair]}" "${PAIRED[rec_min]}"
 done
 
 echo
@@ -225,7 +192,7 @@ claim_cte="WITH c AS (SELECT k.key FROM QUEUE k WHERE k.ledger_id = $drain_id AN
 
 drain() {
 	q "CHECKPOINT"
-	pgb "$DRAIN_CLIENTS" -t "$per_client" <"$1"
+	pgb "$DRAIN_CLIENTS" "$1" -t "$per_client"
 }
 declare -A dtps=([ext]="" [raw]="" [extset]="" [rawset]="")
 perkey_ratios=""

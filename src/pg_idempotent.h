@@ -69,6 +69,7 @@ extern void pgi_relation_check(Oid relid, PgiRelUse use, AclMode also,
 extern void pgi_lock_key(FunctionCallInfo fcinfo, Oid relid, int32 subid,
 						 LOCKMODE mode);
 extern PgiColumnList pgi_columns_from_tupdesc(TupleDesc desc);
+extern PgiColumnList pgi_columns_copy(const PgiColumnList *list);
 
 /*
  * The keys pgi_lock_key takes on a table: 0 serializes every replace of the
@@ -215,6 +216,18 @@ extern int	pgi_spi_run_cached(const char *sql, const PgiParams *params,
 							   const Oid *relids, int cursor_options,
 							   struct SnapshotData *snapshot, bool read_only,
 							   int expected);
+
+/*
+ * callcache.c: what a call derived from the catalogs, kept per backend per
+ * call shape, forgotten when the catalogs change.  Opaque.
+ */
+typedef struct PgiCallShape PgiCallShape;
+extern PgiCallShape *pgi_call_cache_get(const char *key, Size keylen,
+										const Oid *relids);
+extern void *pgi_call_cache_data(PgiCallShape *shape);
+extern MemoryContext pgi_call_cache_context(PgiCallShape *shape);
+extern void pgi_call_cache_store(PgiCallShape *shape, void *data);
+extern void pgi_call_cache_release(PgiCallShape *shape);
 
 /* progress.c: NOTICEs from long operations, between their steps */
 typedef struct PgiProgress

@@ -93,6 +93,23 @@ pgi_columns_from_tupdesc(TupleDesc desc)
 	return list;
 }
 
+/* A copy of a column list, names included, in the current memory context. */
+PgiColumnList
+pgi_columns_copy(const PgiColumnList *list)
+{
+	PgiColumnList copy;
+	int			i;
+
+	copy.ncols = list->ncols;
+	copy.cols = palloc(sizeof(PgiColumn) * Max(list->ncols, 1));
+	for (i = 0; i < list->ncols; i++)
+	{
+		copy.cols[i] = list->cols[i];
+		copy.cols[i].name = pstrdup(list->cols[i].name);
+	}
+	return copy;
+}
+
 int
 pgi_column_index(const PgiColumnList *list, const char *name)
 {

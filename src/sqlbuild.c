@@ -846,7 +846,7 @@ pgi_run_in_subxact(void (*fn) (void *arg), void *arg, const int *catch_codes)
  * ALTER EXTENSION, ANALYZE, DDL and DROP all send.
  * ----------------------------------------------------------------
  */
-#define TEXT_PLAN_CACHE_SIZE 16
+#define TEXT_PLAN_CACHE_SIZE 64
 
 typedef struct TextPlanEntry
 {

@@ -82,7 +82,37 @@ typedef struct UpsertSource
 	PgiParams	params;
 	Oid			relid;			/* a relation source; invalid for a query or JSON */
 	double		rows;			/* its size, if known before it is read; else -1 */
+	/* what identifies the source in a call shape (callcache.c); NULL: not kept */
+	StringInfo	shape;
+	/* on a shape's first call: fill in from and columns (a JSON source) */
+	void		(*describe) (struct UpsertSource *source, PgiRelation *target);
+	char	  **keys;			/* a JSON source's keys, for describe */
+	int			nkeys;
 } UpsertSource;
+
+/*
+ * What a call derives from the catalogs, kept per backend for the next call
+ * of the same shape (callcache.c): the columns, key and version, and the
+ * statements' text, each built the first time a call of the shape needs it.
+ */
+typedef enum UpsertStatement
+{
+	US_MERGE,
+	US_EMPTY,
+	US_FIRST_LOAD,
+	US_SAFE,
+	US_NSTATEMENTS
+} UpsertStatement;
+
+typedef struct UpsertShape
+{
+	PgiColumnList cols;
+	List	   *key;
+	List	   *upd;
+	int			version;
+	char	   *sel;
+	char	   *sql[US_NSTATEMENTS];
+} UpsertShape;
 
 typedef struct UpsertPlan
 {
@@ -99,6 +129,7 @@ typedef struct UpsertPlan
 	bool		materialize;	/* evaluate the source once: a query or JSON */
 	bool		probe;			/* batch small against the table: index probes */
 	Oid			relids[2];		/* target and source, whose invalidation forgets plans */
+	PgiCallShape *shape;		/* the call's shape, when it is kept; else NULL */
 	Snapshot	snapshot;		/* the one moment the call reads its inputs as of */
 	PgiProgress progress;
 } UpsertPlan;
@@ -546,6 +577,27 @@ build_merge(UpsertPlan *plan)
 	return q.data;
 }
 
+/*
+ * A statement of the call: its text as the call's shape keeps it, built
+ * (and kept) by build the first time a call of the shape needs it.
+ */
+static const char *
+plan_statement(UpsertPlan *plan, UpsertStatement which,
+			   char *(*build) (UpsertPlan *plan))
+{
+	UpsertShape *kept;
+	char	   *sql;
+
+	kept = plan->shape ? pgi_call_cache_data(plan->shape) : NULL;
+	if (kept != NULL && kept->sql[which] != NULL)
+		return kept->sql[which];
+	sql = build(plan);
+	if (kept != NULL)
+		kept->sql[which] = MemoryContextStrdup(pgi_call_cache_context(plan->shape),
+											   sql);
+	return sql;
+}
+
 /* The call's statement settings (sqlbuild.c), undone when it returns. */
 static int
 begin_settings(UpsertPlan *plan)
@@ -562,10 +614,16 @@ upsert_exec(UpsertPlan *plan, const char *sql, bool read_only, int expected)
 					   expected);
 }
 
+static char *
+build_empty(UpsertPlan *plan)
+{
+	return psprintf("SELECT 1 FROM %s LIMIT 1", plan->target->qualname);
+}
+
 static bool
 target_is_empty(UpsertPlan *plan)
 {
-	char	   *q;
+	const char *q;
 
 	/* a table without a block has no row in any snapshot */
 	if (plan->target->relkind == RELKIND_RELATION)
@@ -577,7 +635,7 @@ target_is_empty(UpsertPlan *plan)
 		if (blocks == 0)
 			return true;
 	}
-	q = psprintf("SELECT 1 FROM %s LIMIT 1", plan->target->qualname);
+	q = plan_statement(plan, US_EMPTY, build_empty);
 	pgi_spi_run_cached(q, NULL, plan->relids, CURSOR_OPT_GENERIC_PLAN,
 					   plan->snapshot, true, SPI_OK_SELECT);
 	return SPI_processed == 0;
@@ -588,15 +646,22 @@ target_is_empty(UpsertPlan *plan)
  * empty table, so defaults are evaluated for those rows alone and no
  * speculative insertion is paid for.
  */
-static int64
-write_all_new(UpsertPlan *plan)
+static char *
+build_first_load(UpsertPlan *plan)
 {
 	StringInfoData q;
 
 	initStringInfo(&q);
 	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "s");
 	appendStringInfo(&q, " FROM (%s) s", plan->sel);
-	upsert_exec(plan, q.data, false, SPI_OK_INSERT);
+	return q.data;
+}
+
+static int64
+write_all_new(UpsertPlan *plan)
+{
+	upsert_exec(plan, plan_statement(plan, US_FIRST_LOAD, build_first_load),
+				false, SPI_OK_INSERT);
 	return (int64) SPI_processed;
 }
 
@@ -621,8 +686,8 @@ typedef enum SafeResult
 	SR_UPDATED
 } SafeResult;
 
-static void
-write_all_rows_safely(UpsertPlan *plan, UpsertCounts *counts)
+static char *
+build_safe(UpsertPlan *plan)
 {
 	StringInfoData q;
 
@@ -665,7 +730,14 @@ write_all_rows_safely(UpsertPlan *plan, UpsertCounts *counts)
 		appendStringInfoString(&q, "0::pg_catalog.int8, ");
 	appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.=) '0'::pg_catalog.xid), "
 						   "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid) FROM w");
-	upsert_exec(plan, q.data, false, SPI_OK_SELECT);
+	return q.data;
+}
+
+static void
+write_all_rows_safely(UpsertPlan *plan, UpsertCounts *counts)
+{
+	upsert_exec(plan, plan_statement(plan, US_SAFE, build_safe), false,
+				SPI_OK_SELECT);
 	counts->duplicates = pgi_spi_int8(0, SR_ROWS) - pgi_spi_int8(0, SR_EFFECTIVE);
 	counts->stale = pgi_spi_int8(0, SR_STALE);
 	counts->inserted = pgi_spi_int8(0, SR_INSERTED);
@@ -814,7 +886,7 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 
 	memset(&w, 0, sizeof(w));
 	w.plan = plan;
-	w.merge = build_merge(plan);
+	w.merge = plan_statement(plan, US_MERGE, build_merge);
 
 	if (plan->dry_run)
 		merge_once(&w);
@@ -929,6 +1001,9 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 
 	if (plan->dry_run || plan->version >= 0 || plan->keep_last)
 		return false;
+	/* a batch small against the table is not loading it: no probe of it */
+	if (plan->probe)
+		return false;
 	foreach(lc, plan->key)
 	{
 		if (!plan->cols.cols[lfirst_int(lc)].notnull)
@@ -954,6 +1029,9 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	return true;
 }
 
+static void upsert_shaped(UpsertPlan *plan, UpsertCounts *counts,
+						  ArrayType *key, const char *version);
+
 static void
 upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 {
@@ -964,7 +1042,6 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	char	   *on_duplicate;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
-	int			nest;
 
 	pgi_require_arg(fcinfo, 4, "on_duplicate");
 	pgi_require_arg(fcinfo, 5, "dry_run");
@@ -990,9 +1067,6 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 				 errmsg("invalid value for on_duplicate: \"%s\"", on_duplicate),
 				 errhint("Valid values are \"error\" and \"last\".")));
 
-	plan_columns(&plan);
-	plan_key_and_version(&plan, key, version);
-
 	/*
 	 * A batch under a quarter of the table probes the key's index per row.
 	 * A query's size is not known before it runs: the planner decides.
@@ -1005,18 +1079,34 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	}
 
 	/*
-	 * Every statement of the call reads its inputs as of this one moment:
-	 * a source changed while the call runs is seen as it was at its start.
-	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
+	 * What the catalogs say about this shape of call, derived once per
+	 * backend and kept (callcache.c); the relations are locked by now, so
+	 * what is kept is current.
 	 */
-	plan.snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	nest = begin_settings(&plan);
+	if (source->shape != NULL)
+	{
+		StringInfo	k = source->shape;
 
-	if (!try_first_load(&plan, &counts.inserted))
-		upsert_general(&plan, &counts);
-
-	AtEOXact_GUC(true, nest);
-	UnregisterSnapshot(plan.snapshot);
+		appendBinaryStringInfo(k, (char *) &fcinfo->flinfo->fn_oid, sizeof(Oid));
+		appendBinaryStringInfo(k, (char *) &plan.relids, sizeof(plan.relids));
+		appendStringInfo(k, "|%d%d%d|", plan.dry_run, plan.keep_last, plan.probe);
+		if (key != NULL)
+			appendBinaryStringInfo(k, (char *) key, VARSIZE(key));
+		appendStringInfo(k, "|%s", version ? version : "");
+		appendBinaryStringInfo(k, "", 1);	/* a version name can be "" */
+		appendStringInfoChar(k, version ? 'v' : '-');
+		plan.shape = pgi_call_cache_get(k->data, k->len, plan.relids);
+	}
+	PG_TRY();
+	{
+		upsert_shaped(&plan, &counts, key, version);
+	}
+	PG_FINALLY();
+	{
+		if (plan.shape != NULL)
+			pgi_call_cache_release(plan.shape);
+	}
+	PG_END_TRY();
 
 	values[0] = Int64GetDatum(counts.inserted);
 	values[1] = Int64GetDatum(counts.updated);
@@ -1024,6 +1114,62 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 	values[3] = Int64GetDatum(counts.stale);
 	values[4] = Int64GetDatum(counts.duplicates);
 	pgi_return_row(fcinfo, values, nulls);
+}
+
+/*
+ * The call, once its shape is known: columns, key and version from the
+ * kept shape or, on its first call, from the catalogs (and kept), then the
+ * statements.
+ */
+static void
+upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
+			  const char *version)
+{
+	UpsertShape *kept = plan->shape ? pgi_call_cache_data(plan->shape) : NULL;
+	int			nest;
+
+	if (kept != NULL)
+	{
+		plan->cols = kept->cols;
+		plan->key = kept->key;
+		plan->upd = kept->upd;
+		plan->version = kept->version;
+		plan->sel = kept->sel;
+	}
+	else
+	{
+		if (plan->source->describe != NULL)
+			plan->source->describe(plan->source, plan->target);
+		plan_columns(plan);
+		plan_key_and_version(plan, key, version);
+		if (plan->shape != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(pgi_call_cache_context(plan->shape));
+
+			kept = palloc0(sizeof(UpsertShape));
+			kept->cols = pgi_columns_copy(&plan->cols);
+			kept->key = list_copy(plan->key);
+			kept->upd = list_copy(plan->upd);
+			kept->version = plan->version;
+			kept->sel = pstrdup(plan->sel);
+			MemoryContextSwitchTo(old);
+			pgi_call_cache_store(plan->shape, kept);
+		}
+	}
+
+	/*
+	 * Every statement of the call reads its inputs as of this one moment:
+	 * a source changed while the call runs is seen as it was at its start.
+	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
+	 */
+	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	nest = begin_settings(plan);
+
+	if (!try_first_load(plan, &counts->inserted))
+		upsert_general(plan, counts);
+
+	AtEOXact_GUC(true, nest);
+	UnregisterSnapshot(plan->snapshot);
 }
 
 static UpsertSource *
@@ -1052,6 +1198,8 @@ pgi_idempotent_upsert(PG_FUNCTION_ARGS)
 	source->relid = rel->relid;
 	source->rows = pgi_relation_rows(rel->relid);
 	appendStringInfo(&source->from, "%s s0", rel->qualname);
+	/* the relations' OIDs and the options say it all */
+	source->shape = makeStringInfo();
 
 	SPI_connect();
 	upsert_run(fcinfo, target, source);
@@ -1295,6 +1443,42 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 	return nrows;
 }
 
+/*
+ * A JSON source's columns are its keys, each of the type of the target's
+ * column of that name: jsonb_to_recordset($1) with that column list.
+ */
+static void
+json_describe(UpsertSource *source, PgiRelation *target)
+{
+	int			i;
+
+	source->columns.ncols = 0;
+	source->columns.cols = palloc0(sizeof(PgiColumn) * source->nkeys);
+	appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1) s0(");
+	for (i = 0; i < source->nkeys; i++)
+	{
+		char	   *name = source->keys[i];
+		int			t = pgi_column_index(&target->columns, name);
+		PgiColumn  *col;
+
+		CHECK_FOR_INTERRUPTS();
+		if (t < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key \"%s\" of argument \"rows\" is not a column of \"%s\"",
+							name, target->displayname),
+					 errhint("Every key of every object must name a column of the target.")));
+		col = &source->columns.cols[source->columns.ncols++];
+		*col = target->columns.cols[t];
+		if (i > 0)
+			appendStringInfoString(&source->from, ", ");
+		pgi_append_ident(&source->from, col->name);
+		appendStringInfoChar(&source->from, ' ');
+		pgi_append_type(&source->from, col->typid, col->typmod);
+	}
+	appendStringInfoChar(&source->from, ')');
+}
+
 Datum
 pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 {
@@ -1343,31 +1527,13 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 				 errmsg("the objects in argument \"rows\" have no keys")));
 	source->rows = nrows;
 
-	source->columns.ncols = 0;
-	source->columns.cols = palloc0(sizeof(PgiColumn) * nkeys);
-	appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1) s0(");
+	source->keys = keys;
+	source->nkeys = nkeys;
+	source->describe = json_describe;
+	/* the shape: the keys, in their sorted order, each ended by a zero byte */
+	source->shape = makeStringInfo();
 	for (i = 0; i < nkeys; i++)
-	{
-		char	   *name = keys[i];
-		int			t = pgi_column_index(&target->columns, name);
-		PgiColumn  *col;
-
-		CHECK_FOR_INTERRUPTS();
-		if (t < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("key \"%s\" of argument \"rows\" is not a column of \"%s\"",
-							name, target->displayname),
-					 errhint("Every key of every object must name a column of the target.")));
-		col = &source->columns.cols[source->columns.ncols++];
-		*col = target->columns.cols[t];
-		if (i > 0)
-			appendStringInfoString(&source->from, ", ");
-		pgi_append_ident(&source->from, col->name);
-		appendStringInfoChar(&source->from, ' ');
-		pgi_append_type(&source->from, col->typid, col->typmod);
-	}
-	appendStringInfoChar(&source->from, ')');
+		appendBinaryStringInfo(source->shape, keys[i], strlen(keys[i]) + 1);
 
 	upsert_run(fcinfo, target, source);
 	SPI_finish();
