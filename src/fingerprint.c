@@ -420,7 +420,11 @@ pgi_table_fingerprint(PG_FUNCTION_ARGS)
 	fp = MemoryContextStrdup(callercxt,
 							 fingerprint_relation(rel, helpers, true, &rows));
 	SPI_finish();
-	pgi_progress_rows(&progress, "fingerprinted", rows);
+	pgi_progress_step(&progress,
+					  errmsg_plural("%s on %s: fingerprinted %lld row",
+									"%s on %s: fingerprinted %lld rows",
+									rows, PGI_PROGRESS_OF(&progress),
+									(long long) rows));
 
 	PG_RETURN_TEXT_P(cstring_to_text(fp));
 }
@@ -466,9 +470,11 @@ fingerprint_after_run(PgiProgress *progress, const PgiRelation *rel,
 	int64		rows;
 	char	   *fp = fingerprint_relation(rel, helpers, false, &rows);
 
-	pgi_progress_step(progress, "fingerprinted %s after run %d: %lld %s",
-					  rel->displayname, run, (long long) rows,
-					  PGI_PLURAL(rows, "row", "rows"));
+	pgi_progress_step(progress,
+					  errmsg_plural("%s on %s: fingerprinted %s after run %d: %lld row",
+									"%s on %s: fingerprinted %s after run %d: %lld rows",
+									rows, PGI_PROGRESS_OF(progress),
+									rel->displayname, run, (long long) rows));
 	return fp;
 }
 
@@ -644,14 +650,18 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	run_statement(statement);
-	pgi_progress_step(&progress, "ran the statement once");
+	pgi_progress_step(&progress,
+					  errmsg("%s on %s: ran the statement once",
+							 PGI_PROGRESS_OF(&progress)));
 	before = palloc0(sizeof(char *) * nrels);
 	for (i = 0; i < nrels; i++)
 		if (rels[i] != NULL)
 			before[i] = fingerprint_after_run(&progress, rels[i], helpers, 1);
 
 	run_statement(statement);
-	pgi_progress_step(&progress, "ran the statement a second time");
+	pgi_progress_step(&progress,
+					  errmsg("%s on %s: ran the statement a second time",
+							 PGI_PROGRESS_OF(&progress)));
 	for (i = 0; i < nrels; i++)
 	{
 		if (rels[i] == NULL ||

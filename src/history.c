@@ -759,12 +759,22 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 				 errhint("Retry the transaction.")));
 	if (!plan.dry_run && written > 0 && IsolationUsesXactSnapshot())
 		check_no_overlap(&plan);
-	pgi_progress_step(&plan.progress,
-					  "classified %lld %s: %lld to insert, %lld to close, %lld to correct, %lld unchanged%s",
-					  (long long) rows, PGI_PLURAL(rows, "row", "rows"),
-					  (long long) inserted, (long long) closed, (long long) corrected,
-					  (long long) (rows - to_write),
-					  plan.dry_run ? " (dry run: nothing written)" : "");
+	if (plan.dry_run)
+		pgi_progress_step(&plan.progress,
+						  errmsg_plural("%s on %s: classified %lld row: %lld to insert, %lld to close, %lld to correct, %lld unchanged (dry run: nothing written)",
+										"%s on %s: classified %lld rows: %lld to insert, %lld to close, %lld to correct, %lld unchanged (dry run: nothing written)",
+										rows, PGI_PROGRESS_OF(&plan.progress),
+										(long long) rows, (long long) inserted,
+										(long long) closed, (long long) corrected,
+										(long long) (rows - to_write)));
+	else
+		pgi_progress_step(&plan.progress,
+						  errmsg_plural("%s on %s: classified %lld row: %lld to insert, %lld to close, %lld to correct, %lld unchanged",
+										"%s on %s: classified %lld rows: %lld to insert, %lld to close, %lld to correct, %lld unchanged",
+										rows, PGI_PROGRESS_OF(&plan.progress),
+										(long long) rows, (long long) inserted,
+										(long long) closed, (long long) corrected,
+										(long long) (rows - to_write)));
 	SPI_finish();
 
 	memset(nulls, 0, sizeof(nulls));

@@ -227,13 +227,26 @@ typedef struct PgiProgress
 extern void pgi_progress_init(void);
 extern void pgi_progress_begin(PgiProgress *progress, const char *operation,
 							   const char *target);
-extern void pgi_progress_step(PgiProgress *progress, const char *fmt,...)
-			pg_attribute_printf(2, 3);
-extern void pgi_progress_rows(PgiProgress *progress, const char *verb,
-							  int64 rows);
+extern bool pgi_progress_due(PgiProgress *progress);
+extern int	pgi_progress_errdetail(PgiProgress *progress);
 
-/* "1 row", "2 rows": the noun after a count in a progress message */
-#define PGI_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))
+/*
+ * Report the step just done, if a report is due: a NOTICE whose message is
+ * the caller's errmsg() or errmsg_plural(), a whole format string that
+ * starts "%s on %s: " for PGI_PROGRESS_OF(progress), the operation and
+ * its target, as in
+ *		pgi_progress_step(progress,
+ *						  errmsg_plural("%s on %s: deleted %lld row",
+ *										"%s on %s: deleted %lld rows",
+ *										n, PGI_PROGRESS_OF(progress),
+ *										(long long) n));
+ */
+#define pgi_progress_step(progress, message) \
+	do { \
+		if (pgi_progress_due(progress)) \
+			ereport(NOTICE, (message, pgi_progress_errdetail(progress))); \
+	} while (0)
+#define PGI_PROGRESS_OF(progress) (progress)->operation, (progress)->target
 
 /* replace.c: settings of replace_partition and friends */
 extern void pgi_replace_init(void);
