@@ -753,9 +753,11 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not write the history of \"%s\" because of a concurrent update",
 						plan.target->displayname),
-				 errdetail("%lld of the %lld version rows to write were changed by another transaction since they were read.",
-						   (long long) (ops + rewrites + inserted - written),
-						   (long long) (ops + rewrites + inserted)),
+				 errdetail_plural("%lld of the %lld version rows to write was changed by another transaction since it was read.",
+								  "%lld of the %lld version rows to write were changed by another transaction since they were read.",
+								  ops + rewrites + inserted - written,
+								  (long long) (ops + rewrites + inserted - written),
+								  (long long) (ops + rewrites + inserted)),
 				 errhint("Retry the transaction.")));
 	if (!plan.dry_run && written > 0 && IsolationUsesXactSnapshot())
 		check_no_overlap(&plan);

@@ -948,8 +948,10 @@ try_window(SwapWindow *w, const char *targetname, bool last_attempt)
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock \"%s\" to swap partition \"%s\"",
 						targetname, w->st->leafname),
-				 errdetail("Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
-						   pgi_lock_retries + 1, pgi_lock_timeout),
+				 errdetail_plural("Gave up after %d attempt of %d ms: other transactions hold locks on the table.",
+								  "Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
+								  pgi_lock_retries + 1,
+								  pgi_lock_retries + 1, pgi_lock_timeout),
 				 errhint("Retry when long-running transactions on the table have ended, raise pg_idempotent.lock_timeout or pg_idempotent.lock_retries, or use mode => 'diff'.")));
 	return false;
 }

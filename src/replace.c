@@ -509,9 +509,11 @@ check_source(ReplacePlan *plan)
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("source \"%s\" has rows outside the slice of \"%s\" being replaced",
 						plan->source->displayname, plan->target->displayname),
-				 errdetail("%lld of its %lld rows do not satisfy %s, for example %s.",
-						   (long long) outside, (long long) total, plan->desc,
-						   example ? example : "(unprintable)"),
+				 errdetail_plural("%lld of its %lld rows does not satisfy %s, for example %s.",
+								  "%lld of its %lld rows do not satisfy %s, for example %s.",
+								  outside,
+								  (long long) outside, (long long) total, plan->desc,
+								  example ? example : "(unprintable)"),
 				 errhint("Replace a slice that covers these rows, or filter them out of the source.")));
 	}
 	if (total == 0 && !plan->allow_empty)

@@ -1049,7 +1049,9 @@ single_select(const char *query)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("query must be exactly one SELECT statement"),
-				 errdetail("It contains %d statements.", list_length(raw))));
+				 errdetail_plural("It contains %d statement.",
+								  "It contains %d statements.",
+								  list_length(raw), list_length(raw))));
 	stmt = linitial_node(RawStmt, raw);
 	if (!IsA(stmt->stmt, SelectStmt))
 		ereport(ERROR,
@@ -1252,8 +1254,9 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"rows\" must be a JSON array of objects"),
-				 errdetail("%lld of its elements are not objects.",
-						   (long long) not_objects)));
+				 errdetail_plural("%lld of its elements is not an object.",
+								  "%lld of its elements are not objects.",
+								  not_objects, (long long) not_objects)));
 
 	nkeys = (int) hash_get_num_entries(seen);
 	sorted = palloc(sizeof(JsonKey) * Max(nkeys, 1));
