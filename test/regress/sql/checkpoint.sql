@@ -1,165 +1,52 @@
 -- Checkpoints: named monotonic positions, written in the caller's transaction.
+
 -- the first advance creates the checkpoint; a position only moves forward
 SELECT checkpoint_get('orders-consumer') AS never_advanced;
- never_advanced 
-----------------
-               
-(1 row)
-
 SELECT checkpoint_advance('orders-consumer', 100) AS first;
- first 
--------
- t
-(1 row)
-
 SELECT checkpoint_advance('orders-consumer', 100) AS same, checkpoint_advance('orders-consumer', 99) AS behind;
- same | behind 
-------+--------
- f    | f
-(1 row)
-
 SELECT checkpoint_advance('orders-consumer', 150) AS forward;
- forward 
----------
- t
-(1 row)
-
 SELECT checkpoint_get('orders-consumer');
- checkpoint_get 
-----------------
-            150
-(1 row)
 
 -- transactional: the position commits or rolls back with the data it covers
 BEGIN;
 SELECT checkpoint_advance('orders-consumer', 200);
- checkpoint_advance 
---------------------
- t
-(1 row)
-
 SELECT checkpoint_get('orders-consumer') AS inside;
- inside 
---------
-    200
-(1 row)
-
 ROLLBACK;
 SELECT checkpoint_get('orders-consumer') AS after_rollback;
- after_rollback 
-----------------
-            150
-(1 row)
-
 BEGIN;
 SAVEPOINT s;
 SELECT checkpoint_advance('orders-consumer', 300);
- checkpoint_advance 
---------------------
- t
-(1 row)
-
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT checkpoint_get('orders-consumer') AS after_savepoint_rollback;
- after_savepoint_rollback 
---------------------------
-                      150
-(1 row)
 
 -- checkpoints are separate; negative and extreme positions are positions too
 SELECT checkpoint_advance('other', -5), checkpoint_advance('other', -9223372036854775808),
 	checkpoint_advance('other', 9223372036854775807);
- checkpoint_advance | checkpoint_advance | checkpoint_advance 
---------------------+--------------------+--------------------
- t                  | f                  | t
-(1 row)
-
 SELECT checkpoint_get('other');
-   checkpoint_get    
----------------------
- 9223372036854775807
-(1 row)
-
 SELECT checkpoint_get('ORDERS-CONSUMER') AS names_are_exact;
- names_are_exact 
------------------
-                
-(1 row)
 
 -- with a fingerprint: the same position again with the same batch is a no-op
 SELECT checkpoint_advance('fp', 10, '\x0a') AS first, checkpoint_advance('fp', 10, '\x0a') AS replay;
- first | replay 
--------+--------
- t     | f
-(1 row)
-
 SELECT checkpoint_advance('fp', 20, '\x14') AS forward, checkpoint_advance('fp', 15, '\xff') AS behind;
- forward | behind 
----------+--------
- t       | f
-(1 row)
-
 SELECT position, fingerprint FROM pgi_checkpoint WHERE name = 'fp';
- position | fingerprint 
-----------+-------------
-       20 | \x14
-(1 row)
-
 -- the two-argument form is unchanged: it moves on and keeps no fingerprint for the new position
 SELECT checkpoint_advance('fp', 30) AS forward, checkpoint_advance('fp', 30, '\x1e') AS unknown_fingerprint;
- forward | unknown_fingerprint 
----------+---------------------
- t       | f
-(1 row)
-
 SELECT position, fingerprint FROM pgi_checkpoint WHERE name = 'fp';
- position | fingerprint 
-----------+-------------
-       30 | 
-(1 row)
 
 -- errors, with their SQLSTATE
-\i sql/include/err.sql
--- Included by the pg_regress files that list errors: pg_temp.err(statement)
--- runs a statement and returns its SQLSTATE, message, DETAIL and HINT (or
--- 'no error'), so a file can show many errors as rows.
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS OR assert_failure THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+\i test/regress/sql/include/err.sql
 \pset format unaligned
 \pset tuples_only on
 -- a replayed batch whose contents changed: 22023 naming the checkpoint and position
 SELECT checkpoint_advance('fp', 40, '\x28');
-t
 SELECT pg_temp.err($$SELECT checkpoint_advance('fp', 40, '\x29')$$);
-22023: checkpoint "fp" is already at position 40 with a different fingerprint
-  DETAIL: The batch that reached position 40 of checkpoint "fp" had other contents than this one.
-  HINT: A replayed batch must have the same contents as the first time.
 -- NULL arguments: 22004
 SELECT pg_temp.err($$SELECT checkpoint_advance(NULL, 1)$$);
-22004: argument "name" must not be null
 SELECT pg_temp.err($$SELECT checkpoint_advance('fp', NULL)$$);
-22004: argument "position" must not be null
 SELECT pg_temp.err($$SELECT checkpoint_advance('fp', 50, NULL)$$);
-22004: argument "fingerprint" must not be null
 SELECT pg_temp.err($$SELECT checkpoint_get(NULL)$$);
-22004: argument "name" must not be null
 -- an empty name: 22023
 SELECT pg_temp.err($$SELECT checkpoint_advance('', 1)$$);
-22023: checkpoint name must not be empty
 -- none of them wrote anything
 SELECT name, position, fingerprint FROM pgi_checkpoint WHERE name IN ('fp', 'orders-consumer', 'other') ORDER BY name;
-fp|40|\x28
-orders-consumer|150|
-other|9223372036854775807|

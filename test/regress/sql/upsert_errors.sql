@@ -1,259 +1,145 @@
 -- idempotent_upsert: every error a caller can cause, with its SQLSTATE.
 -- None of them writes anything: the target is checked after each group.
-\i sql/include/err.sql
--- Included by the pg_regress files that list errors: pg_temp.err(statement)
--- runs a statement and returns its SQLSTATE, message, DETAIL and HINT (or
--- 'no error'), so a file can show many errors as rows.
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'no error';
-EXCEPTION WHEN OTHERS OR assert_failure THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-	RETURN SQLSTATE || ': ' || SQLERRM
-		|| coalesce(E'\n  DETAIL: ' || nullif(detail, ''), '')
-		|| coalesce(E'\n  HINT: ' || nullif(hint, ''), '');
-END $$;
+
+\i test/regress/sql/include/err.sql
+
 \pset format unaligned
 \pset tuples_only on
+
 CREATE TABLE target (id int PRIMARY KEY, a text, v int, g int GENERATED ALWAYS AS (id * 2) STORED);
 CREATE TABLE e_src (id int, a text, v int);
 INSERT INTO target (id, a, v) VALUES (1, 'kept', 1);
 INSERT INTO e_src VALUES (1, 'x', 1), (2, 'y', 1);
+
 -- NULL arguments: 22004
 SELECT pg_temp.err($$SELECT idempotent_upsert(NULL, 'e_src')$$);
-22004: argument "target" must not be null
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', NULL)$$);
-22004: argument "source" must not be null
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', on_duplicate => NULL)$$);
-22004: argument "on_duplicate" must not be null
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', dry_run => NULL)$$);
-22004: argument "dry_run" must not be null
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', key => ARRAY[NULL]::text[])$$);
-22004: argument "key" must not contain null elements
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', NULL)$$);
-22004: argument "query" must not be null
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('target', NULL)$$);
-22004: argument "rows" must not be null
+
 -- unknown and wrong-kind relations: 42P01, 42809
 SELECT pg_temp.err($$SELECT idempotent_upsert(1::oid::regclass, 'e_src')$$);
-42P01: relation with OID 1 does not exist
-  DETAIL: The "target" argument names no relation; it may have been dropped.
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 1::oid::regclass)$$);
-42P01: relation with OID 1 does not exist
-  DETAIL: The "source" argument names no relation; it may have been dropped.
 SELECT pg_temp.err($$SELECT idempotent_upsert('no_such_table', 'e_src')$$);
-42P01: relation "no_such_table" does not exist
 CREATE VIEW target_view AS SELECT * FROM target;
 SELECT pg_temp.err($$SELECT idempotent_upsert('target_view', 'e_src')$$);
-42809: "target_view" is not a table
-  DETAIL: The "target" argument is a view.
-  HINT: Only ordinary and partitioned tables can be written to.
 CREATE SEQUENCE some_seq;
 SELECT pg_temp.err($$SELECT idempotent_upsert('some_seq', 'e_src')$$);
-42809: "some_seq" is not a table
-  DETAIL: The "target" argument is a sequence.
-  HINT: Only ordinary and partitioned tables can be written to.
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'some_seq')$$);
-42809: "some_seq" is not a table or view
-  DETAIL: The "source" argument is a sequence.
 SELECT pg_temp.err($$SELECT idempotent_upsert('target_pkey', 'e_src')$$);
-42809: "target_pkey" is not a table
-  DETAIL: The "target" argument is an index.
-  HINT: Only ordinary and partitioned tables can be written to.
 CREATE MATERIALIZED VIEW target_mv AS SELECT * FROM target;
 SELECT pg_temp.err($$SELECT idempotent_upsert('target_mv', 'e_src')$$);
-42809: "target_mv" is not a table
-  DETAIL: The "target" argument is a materialized view.
-  HINT: Only ordinary and partitioned tables can be written to.
+
 -- a foreign table can be read from but not upserted into
 CREATE EXTENSION file_fdw;
 CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
 CREATE FOREIGN TABLE foreign_src (id int, a text, v int) SERVER files OPTIONS (filename '/dev/null');
 SELECT pg_temp.err($$SELECT idempotent_upsert('foreign_src', 'e_src')$$);
-42809: "foreign_src" is not a table
-  DETAIL: The "target" argument is a foreign table.
-  HINT: Only ordinary and partitioned tables can be written to.
 SELECT pg_temp.err($$SELECT (idempotent_upsert('target', 'foreign_src')).*$$);
-no error
 DROP FOREIGN TABLE foreign_src;
 DROP SERVER files;
 DROP EXTENSION file_fdw;
+
 -- source columns the target cannot take: 42703, 428C9, 42804, 42701
 CREATE TEMP TABLE extra_col (id int, nope int);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'extra_col')$$);
-42703: column "nope" of source "extra_col" does not exist in "target"
-  HINT: Leave the column out of the source, or add it to the target.
 CREATE TEMP TABLE gen_col (id int, g int);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'gen_col')$$);
-428C9: column "g" of "target" is a generated column
-  DETAIL: Generated columns are computed by the table and cannot be written.
-  HINT: Leave "g" out of the source.
 CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a text);
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('ident', 'SELECT 1 AS id, ''x'' AS a')$$);
-428C9: column "id" of "ident" is an identity column defined as GENERATED ALWAYS
-  HINT: Leave "id" out of the source, or make it GENERATED BY DEFAULT.
 CREATE TEMP TABLE bad_type (id int, v point);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'bad_type')$$);
-42804: column "v" is of type point in source "bad_type" but of type integer in "target"
-  DETAIL: There is no assignment cast from point to integer.
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', 'SELECT 1 AS id, 2 AS id')$$);
-42701: column "id" appears more than once in source "query"
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', 'SELECT 1 AS id, 2')$$);
-42703: column "?column?" of source "query" does not exist in "target"
-  HINT: Leave the column out of the source, or add it to the target.
+
 -- no usable key: 42P10, naming what was found
 CREATE TABLE nokey (id int, a text, v int);
 SELECT pg_temp.err($$SELECT idempotent_upsert('nokey', 'e_src')$$);
-42P10: table "nokey" has no unique key that source "e_src" covers
-  DETAIL: It has no primary key and no unique index.
-  HINT: Pass the key columns in the "key" argument; they must be the columns of a unique index.
 CREATE TABLE twokeys (id int UNIQUE, a text UNIQUE, v int);
 SELECT pg_temp.err($$SELECT idempotent_upsert('twokeys', 'e_src')$$);
-42P10: table "twokeys" has more than one unique key that source "e_src" covers
-  DETAIL: Found: unique index twokeys_id_key (id); unique index twokeys_a_key (a).
-  HINT: Pass the key columns in the "key" argument; they must be the columns of a unique index.
 CREATE TABLE partialkey (id int, a text, v int);
 CREATE UNIQUE INDEX partialkey_idx ON partialkey (id) WHERE id > 0;
 SELECT pg_temp.err($$SELECT idempotent_upsert('partialkey', 'e_src')$$);
-42P10: table "partialkey" has no unique key that source "e_src" covers
-  DETAIL: Found: partialkey_idx (not usable: partial, expression, deferrable or invalid).
-  HINT: Pass the key columns in the "key" argument; they must be the columns of a unique index.
 CREATE TEMP TABLE no_id (a text, v int);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'no_id')$$);
-42P10: table "target" has no unique key that source "no_id" covers
-  DETAIL: Found: primary key target_pkey (id), not all in the source.
-  HINT: Pass the key columns in the "key" argument; they must be the columns of a unique index.
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', key => ARRAY['a'])$$);
-42P10: no unique index of "target" matches key (a)
-  DETAIL: Without a unique index on exactly these columns, concurrent sessions could insert the same key twice.
-  HINT: Create a unique index on (a), or name the columns of an existing one.
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', key => ARRAY['zz'])$$);
-42703: key column "zz" does not exist in "target"
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', key => ARRAY['id', 'id'])$$);
-42701: key column "id" is listed more than once
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', key => ARRAY[]::text[])$$);
-22023: argument "key" must not be an empty array
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'no_id', key => ARRAY['id'])$$);
-42703: key column "id" does not exist in source "no_id"
 -- a partitioned table's key must include the partition column
 CREATE TABLE parted (day date, id int, a text, PRIMARY KEY (day, id)) PARTITION BY RANGE (day);
 CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM ('2025-01-01') TO ('2025-02-01');
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('parted', 'SELECT 1 AS id, ''x'' AS a', key => ARRAY['id'])$$);
-42P10: no unique index of "parted" matches key (id)
-  DETAIL: Without a unique index on exactly these columns, concurrent sessions could insert the same key twice.
-  HINT: Create a unique index on (id), or name the columns of an existing one.
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('parted', 'SELECT 1 AS id, ''x'' AS a')$$);
-42P10: table "parted" has no unique key that source "query" covers
-  DETAIL: Found: primary key parted_pkey (day, id), not all in the source.
-  HINT: Pass the key columns in the "key" argument; they must be the columns of a unique index.
+
 -- bad option values: 22023, 42703, 42883
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', on_duplicate => 'first')$$);
-22023: invalid value for on_duplicate: "first"
-  HINT: Valid values are "error" and "last".
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', version_column => 'nope')$$);
-42703: version column "nope" does not exist in "target"
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', version_column => 'g')$$);
-42703: version column "g" does not exist in source "e_src"
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src', version_column => 'id')$$);
-22023: version column "id" is part of the key
-  DETAIL: A row's version must be able to change while its key stays the same.
 CREATE TABLE pt (id int PRIMARY KEY, v point);
 CREATE TEMP TABLE pt_in (id int, v point);
 SELECT pg_temp.err($$SELECT idempotent_upsert('pt', 'pt_in', version_column => 'v')$$);
-42883: could not identify an ordering operator for type point
-  DETAIL: Column "v" needs one to be compared.
+
 -- null keys and versions in the source: 23502, with how many rows
 CREATE TEMP TABLE null_keys (id int, a text, v int);
 INSERT INTO null_keys VALUES (NULL, 'a', 1), (NULL, 'b', 1), (3, 'c', NULL);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'null_keys')$$);
-23502: source "null_keys" has null key values
-  DETAIL: 2 of its rows have a null in key column(s) (id).
-  HINT: Filter out or fix those rows: a null key matches no row.
 DELETE FROM null_keys WHERE id IS NULL;
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'null_keys', version_column => 'v')$$);
-23502: source "null_keys" has null values in version column "v"
-  DETAIL: 1 of its rows has no version.
+
 -- duplicate keys in the source: 21000 naming one, never "cannot affect row
 -- a second time"
 CREATE TEMP TABLE dups (id int, a text, v int);
 INSERT INTO dups VALUES (1, 'a', 1), (1, 'b', 2), (7, 'c', 1), (7, 'c', 1), (8, 'd', 1);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'dups')$$);
-21000: source "dups" has duplicate keys
-  DETAIL: Key (id)=(1) appears more than once; 2 keys are duplicated, 4 rows in all.
-  HINT: Remove the duplicates, or pass on_duplicate => 'last' with a version_column to keep the newest row of each key.
 -- 'last' needs a single newest row per key
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'dups', on_duplicate => 'last')$$);
-21000: source "dups" has duplicate keys with no single newest row
-  DETAIL: Key (id)=(1) has different rows and there is no version column to choose between them.
-  HINT: Make the rows of each key differ in "version_column", or remove the duplicates.
 INSERT INTO dups VALUES (8, 'e', 1);
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'dups', version_column => 'v', on_duplicate => 'last')$$);
-21000: source "dups" has duplicate keys with no single newest row
-  DETAIL: Key (id)=(8) has different rows with the same greatest version.
-  HINT: Make the rows of each key differ in "version_column", or remove the duplicates.
+
 -- a query must be exactly one SELECT: 42601
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', 'SELECT 1 AS id; SELECT 2 AS id')$$);
-42601: query must be exactly one SELECT statement
-  DETAIL: It contains 2 statements.
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', 'DELETE FROM target RETURNING id')$$);
-42601: query must be a SELECT statement
-  DETAIL: The statement is DELETE.
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', 'SELEC 1')$$);
-42601: syntax error at or near "SELEC"
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', '')$$);
-42601: query must be exactly one SELECT statement
-  DETAIL: It contains 0 statements.
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('target', 'WITH d AS (DELETE FROM target RETURNING id) SELECT id FROM d')$$);
-0A000: WITH clause containing a data-modifying statement must be at the top level
+
 -- JSON rows must be an array of objects whose keys are target columns
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('target', '{"id": 1}')$$);
-22023: argument "rows" must be a JSON array of objects
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('target', '[1, 2]')$$);
-22023: argument "rows" must be a JSON array of objects
-  DETAIL: 2 of its elements are not objects.
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('target', '[{"id": 1, "zz": 2}]')$$);
-42703: key "zz" of argument "rows" is not a column of "target"
-  HINT: Every key of every object must name a column of the target.
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('target', '[{"id": "not a number"}]')$$);
-22P02: invalid input syntax for type integer: "not a number"
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('target', '[{}]')$$);
-22023: the objects in argument "rows" have no keys
+
 -- privileges are the caller's: 42501
 CREATE ROLE regress_upsert_reader;
 GRANT SELECT ON target, e_src TO regress_upsert_reader;
 SET ROLE regress_upsert_reader;
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src')$$);
-42501: permission denied for table target
 RESET ROLE;
 CREATE ROLE regress_upsert_writer;
 GRANT SELECT, INSERT, UPDATE ON target TO regress_upsert_writer;
 SET ROLE regress_upsert_writer;
 SELECT pg_temp.err($$SELECT idempotent_upsert('target', 'e_src')$$);
-42501: permission denied for table e_src
 RESET ROLE;
 DROP OWNED BY regress_upsert_reader, regress_upsert_writer;
 DROP ROLE regress_upsert_reader, regress_upsert_writer;
+
 -- nothing above wrote anything
 SELECT id, a, v FROM target ORDER BY id;
-1|kept|1
+
 -- into an empty table the first load inserts optimistically; duplicate and
 -- null keys there still get the same answers, and nothing is left behind
 CREATE TABLE empty_target (id int PRIMARY KEY, a text, v int);
 CREATE TEMP TABLE dups2 (id int, a text, v int);
 INSERT INTO dups2 VALUES (1, 'a', 1), (2, 'b', 1), (2, 'b', 1);
 SELECT pg_temp.err($$SELECT idempotent_upsert('empty_target', 'dups2')$$);
-21000: source "dups2" has duplicate keys
-  DETAIL: Key (id)=(2) appears more than once; 1 key is duplicated, 2 rows in all.
-  HINT: Remove the duplicates, or pass on_duplicate => 'last' with a version_column to keep the newest row of each key.
 CREATE TEMP TABLE nulls2 (id int, a text, v int);
 INSERT INTO nulls2 VALUES (1, 'a', 1), (NULL, 'b', 1);
 SELECT pg_temp.err($$SELECT idempotent_upsert('empty_target', 'nulls2')$$);
-23502: source "nulls2" has null key values
-  DETAIL: 1 of its rows has a null in key column(s) (id).
-  HINT: Filter out or fix those rows: a null key matches no row.
 SELECT count(*) AS rows_left_behind FROM empty_target;
-0
