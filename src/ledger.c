@@ -414,9 +414,9 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 			 * See ledger_cache.c: the lock came first.  The statement reads
 			 * no table (the conflict check sees every committed and
 			 * in-progress key, whatever the snapshot), so it runs in the
-			 * calling statement's snapshot instead of taking one of its
-			 * own, which is a scan of every backend's transaction when
-			 * others are committing.
+			 * calling statement's snapshot instead of taking one of its own,
+			 * which is a scan of every backend's transaction when others are
+			 * committing.
 			 */
 			if (pgi_ledger_sql_record_by_id(&call, id, PG_GETARG_DATUM(1),
 											fingerprint,
@@ -601,8 +601,8 @@ pgi_ledger_claim(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	/*
-	 * The Datums are made only now: a token read as a Datum would point
-	 * into the SPI result where int8 is passed by reference.
+	 * The Datums are made only now: a token read as a Datum would point into
+	 * the SPI result where int8 is passed by reference.
 	 */
 	out[0] = CStringGetTextDatum(outstatus);
 	out[1] = Int64GetDatum(token);
@@ -697,8 +697,8 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
 	{
 		/*
 		 * A remembered id is only a shortcut here: the ledger dropped since
-		 * has no keys left, and ids are never reused, so a stale one
-		 * matches nothing and the slow path below finds the ledger by name.
+		 * has no keys left, and ids are never reused, so a stale one matches
+		 * nothing and the slow path below finds the ledger by name.
 		 */
 		moved = pgi_ledger_sql_complete_by_id(&call, id, PG_GETARG_DATUM(1),
 											  token, result_arg);
@@ -838,8 +838,8 @@ pgi_ledger_fail(PG_FUNCTION_ARGS)
 		if (d.outcome == LO_MOVE)
 		{
 			/*
-			 * a failed key can be claimed again after its backoff; a dead
-			 * one never
+			 * a failed key can be claimed again after its backoff; a dead one
+			 * never
 			 */
 			pgi_ledger_sql_set(&call, CStringGetTextDatum(key), d.to,
 							   (Datum) 0,
