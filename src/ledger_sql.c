@@ -294,6 +294,22 @@ static PgiCachedPlan plan_record = {
 	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}, InvalidOid, NULL
 };
 
+/*
+ * The parameters of plan_record and plan_record_by_id, which differ only
+ * in $1: the ledger's name (a text Datum) or its id.
+ */
+static void
+bind_record(StmtArgs *a, LedgerCall *call, Datum ledger, Datum key,
+			bytea *fingerprint)
+{
+	args_init(a);
+	bind(a, 1, ledger);
+	bind(a, 2, key);
+	bind(a, 3, pgi_ledger_status_text(pgi_ledger_first_status(LE_RECORD)));
+	bind_ptr(a, 4, PointerGetDatum(fingerprint));
+	bind(a, 5, TimestampTzGetDatum(call->now));
+}
+
 /* Whether the key was new; name and key are text Datums. */
 bool
 pgi_ledger_sql_record(LedgerCall *call, Datum name, Datum key,
@@ -301,12 +317,7 @@ pgi_ledger_sql_record(LedgerCall *call, Datum name, Datum key,
 {
 	StmtArgs	a;
 
-	args_init(&a);
-	bind(&a, 1, name);
-	bind(&a, 2, key);
-	bind(&a, 3, pgi_ledger_status_text(pgi_ledger_first_status(LE_RECORD)));
-	bind_ptr(&a, 4, PointerGetDatum(fingerprint));
-	bind(&a, 5, TimestampTzGetDatum(call->now));
+	bind_record(&a, call, name, key, fingerprint);
 	run(&plan_record, call, &a, false, SPI_OK_INSERT_RETURNING);
 	return SPI_processed > 0;
 }
@@ -329,12 +340,7 @@ pgi_ledger_sql_record_by_id(LedgerCall *call, int32 id, Datum key,
 {
 	StmtArgs	a;
 
-	args_init(&a);
-	bind(&a, 1, Int32GetDatum(id));
-	bind(&a, 2, key);
-	bind(&a, 3, pgi_ledger_status_text(pgi_ledger_first_status(LE_RECORD)));
-	bind_ptr(&a, 4, PointerGetDatum(fingerprint));
-	bind(&a, 5, TimestampTzGetDatum(call->now));
+	bind_record(&a, call, Int32GetDatum(id), key, fingerprint);
 	run_in(&plan_record_by_id, call, &a, snapshot, SPI_OK_INSERT);
 	return SPI_processed > 0;
 }
@@ -444,6 +450,23 @@ static PgiCachedPlan plan_insert_claim = {
 };
 
 /*
+ * The parameters of plan_insert_claim and plan_update_claim: the key, made
+ * processing with a lease from now, and its fingerprint.
+ */
+static void
+bind_claim(StmtArgs *a, LedgerCall *call, Datum key, bytea *fingerprint)
+{
+	args_init(a);
+	bind(a, 1, Int32GetDatum(call->id));
+	bind(a, 2, key);
+	bind(a, 3, pgi_ledger_status_text(LS_PROCESSING));
+	bind(a, 4, TimestampTzGetDatum(pgi_ledger_time_plus(call->now,
+														call->lease)));
+	bind_ptr(a, 5, PointerGetDatum(fingerprint));
+	bind(a, 6, TimestampTzGetDatum(call->now));
+}
+
+/*
  * The key's new token; false when another session inserted the key
  * meanwhile (or it is hidden).  key is a text Datum.
  */
@@ -454,14 +477,7 @@ pgi_ledger_sql_insert_claim(LedgerCall *call, Datum key, bytea *fingerprint,
 	StmtArgs	a;
 	bool		isnull;
 
-	args_init(&a);
-	bind(&a, 1, Int32GetDatum(call->id));
-	bind(&a, 2, key);
-	bind(&a, 3, pgi_ledger_status_text(LS_PROCESSING));
-	bind(&a, 4, TimestampTzGetDatum(pgi_ledger_time_plus(call->now,
-														 call->lease)));
-	bind_ptr(&a, 5, PointerGetDatum(fingerprint));
-	bind(&a, 6, TimestampTzGetDatum(call->now));
+	bind_claim(&a, call, key, fingerprint);
 	run(&plan_insert_claim, call, &a, false, SPI_OK_INSERT_RETURNING);
 	if (SPI_processed == 0)
 		return false;
@@ -487,14 +503,7 @@ pgi_ledger_sql_update_claim(LedgerCall *call, Datum key, bytea *fingerprint,
 	StmtArgs	a;
 	bool		isnull;
 
-	args_init(&a);
-	bind(&a, 1, Int32GetDatum(call->id));
-	bind(&a, 2, key);
-	bind(&a, 3, pgi_ledger_status_text(LS_PROCESSING));
-	bind(&a, 4, TimestampTzGetDatum(pgi_ledger_time_plus(call->now,
-														 call->lease)));
-	bind_ptr(&a, 5, PointerGetDatum(fingerprint));
-	bind(&a, 6, TimestampTzGetDatum(call->now));
+	bind_claim(&a, call, key, fingerprint);
 	run(&plan_update_claim, call, &a, false, SPI_OK_UPDATE_RETURNING);
 	if (SPI_processed != 1)
 		elog(ERROR, "the locked key \"%s\" of ledger \"%s\" was not updated",
@@ -541,23 +550,32 @@ static PgiCachedPlan plan_complete = {
 };
 
 /*
- * Whether the key was moved to done; name and key are text Datums, result
- * a jsonb Datum or (Datum) 0.
+ * The parameters of plan_complete and plan_complete_by_id, which differ
+ * only in $1: the ledger's name (a text Datum) or its id.  key is a text
+ * Datum, result a jsonb Datum or (Datum) 0.
  */
+static void
+bind_complete(StmtArgs *a, LedgerCall *call, Datum ledger, Datum key,
+			  int64 token, Datum result)
+{
+	args_init(a);
+	bind(a, 1, ledger);
+	bind(a, 2, key);
+	bind(a, 3, Int64GetDatum(token));
+	bind(a, 4, pgi_ledger_status_text(LS_DONE));
+	bind_ptr(a, 5, result);
+	bind(a, 6, TimestampTzGetDatum(call->now));
+	bind(a, 7, pgi_ledger_statuses_moved_to(LE_COMPLETE, false, LS_DONE));
+}
+
+/* Whether the key was moved to done. */
 bool
 pgi_ledger_sql_complete(LedgerCall *call, Datum name, Datum key, int64 token,
 						Datum result)
 {
 	StmtArgs	a;
 
-	args_init(&a);
-	bind(&a, 1, name);
-	bind(&a, 2, key);
-	bind(&a, 3, Int64GetDatum(token));
-	bind(&a, 4, pgi_ledger_status_text(LS_DONE));
-	bind_ptr(&a, 5, result);
-	bind(&a, 6, TimestampTzGetDatum(call->now));
-	bind(&a, 7, pgi_ledger_statuses_moved_to(LE_COMPLETE, false, LS_DONE));
+	bind_complete(&a, call, name, key, token, result);
 	run(&plan_complete, call, &a, false, SPI_OK_UPDATE_RETURNING);
 	return SPI_processed > 0;
 }
@@ -578,14 +596,7 @@ pgi_ledger_sql_complete_by_id(LedgerCall *call, int32 id, Datum key,
 {
 	StmtArgs	a;
 
-	args_init(&a);
-	bind(&a, 1, Int32GetDatum(id));
-	bind(&a, 2, key);
-	bind(&a, 3, Int64GetDatum(token));
-	bind(&a, 4, pgi_ledger_status_text(LS_DONE));
-	bind_ptr(&a, 5, result);
-	bind(&a, 6, TimestampTzGetDatum(call->now));
-	bind(&a, 7, pgi_ledger_statuses_moved_to(LE_COMPLETE, false, LS_DONE));
+	bind_complete(&a, call, Int32GetDatum(id), key, token, result);
 	run(&plan_complete_by_id, call, &a, false, SPI_OK_UPDATE);
 	return SPI_processed > 0;
 }
