@@ -4,8 +4,9 @@
  *	  The shared layer every operation of pg_idempotent is built on:
  *	  resolving relations, columns and keys (relation.c), building SQL text
  *	  with quoted identifiers and schema-qualified operators and running it
- *	  through SPI (sqlbuild.c), and the canonical value encoding shared by
- *	  idempotent_key and table_fingerprint (encode.c).
+ *	  through SPI (sqlbuild.c), the canonical value encoding shared by
+ *	  idempotent_key and table_fingerprint (encode.c), and the hash
+ *	  functions over it (hash.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -184,8 +185,11 @@ extern PgiEncoder *pgi_encoder_create(Oid typid, MemoryContext mcxt);
 extern void pgi_encode_datum(StringInfo buf, PgiEncoder *enc, Datum value,
 							 bool isnull);
 
+/* hash.c: SHA-256 and MurmurHash3 x64-128, the same on every platform */
 #define PGI_SHA256_LEN 32
 extern void pgi_sha256(const char *data, size_t len, uint8 *digest);
+extern void pgi_murmur3_128(const unsigned char *data, size_t len,
+							uint64 *out);
 
 /*
  * sqlbuild.c: a statement prepared once per backend, for the ledger and
