@@ -53,19 +53,11 @@ CREATE TABLE rt_src (id int, a text);
 INSERT INTO rt_src VALUES (1, 'new');
 CREATE TABLE rt_empty (id int, a text);
 CREATE TABLE rt_before AS SELECT * FROM rt;
--- NULL in each argument: 22004
-SELECT pg_temp.err($$SELECT replace_partition(NULL, 'rp_src', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', NULL, 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', NULL, date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', NULL::date)$$);
+-- NULL in each argument replace_errors.sql does not show: 22004
 SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', mode => NULL)$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', allow_empty => NULL)$$);
 SELECT pg_temp.err($$SELECT replace_partition_range(NULL, 'rp_src', 'day', date '2025-01-01', date '2025-01-02')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', NULL::date, date '2025-01-02')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', NULL::date)$$);
 SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => NULL)$$);
 SELECT pg_temp.err($$SELECT replace_table(NULL, 'rt_src')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', NULL)$$);
 SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => NULL)$$);
 SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', allow_empty => NULL)$$);
 -- unknown and wrong-kind relations: 42P01, 42809
