@@ -15,9 +15,8 @@ MODULE_big = pg_idempotent
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA = $(wildcard sql/pg_idempotent--*.sql sql/pg_idempotent_tap--*.sql)
 
-# pg_regress inputs are every sql/*.sql that is not an install or upgrade script
-REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out $(DATA),$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --load-extension=pg_idempotent
+REGRESS = $(sort $(patsubst test/regress/sql/%.sql,%,$(wildcard test/regress/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test/regress --load-extension=pg_idempotent
 ISOLATION = $(sort $(patsubst test/isolation/specs/%.spec,%,$(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --load-extension=pg_idempotent
 

@@ -34,15 +34,9 @@
 
 #include <math.h>
 
-#ifdef USE_OPENSSL
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#endif
-
 #include "access/htup_details.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
-#include "common/cryptohash.h"
 #include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -59,16 +53,6 @@
 
 #include "compat.h"
 #include "pg_idempotent.h"
-
-/*
- * Where the server was built with OpenSSL 3 (for EVP_MD_fetch and
- * EVP_DigestInit_ex2), hash through EVP directly, see pgi_sha256; otherwise
- * through pg_cryptohash.  The Makefile links libcrypto when the server was
- * built with OpenSSL.
- */
-#if defined(USE_OPENSSL) && OPENSSL_VERSION_NUMBER >= 0x30000000L
-#define PGI_SHA256_EVP
-#endif
 
 /*
  * Tag bytes.  These values are part of the pinned format: never renumber.
@@ -1019,92 +1003,3 @@ pgi_encode_value(StringInfo buf, Datum value, bool isnull, Oid typid)
 	enc = pgi_encoder_create(typid, CurrentMemoryContext);
 	pgi_encode_datum(buf, enc, value, false);
 }
-
-#ifdef PGI_SHA256_EVP
-
-/*
- * SHA-256 through OpenSSL's EVP interface, with one digest context kept for
- * the life of the backend.  pg_cryptohash_create/init/final would do the
- * same work, but set a context up from scratch on every call: a palloc, a
- * ResourceOwner registration, EVP_MD_CTX_new, an implicit fetch of the
- * SHA-256 implementation by name (locks, string compares) and the matching
- * teardown.  For the short messages of idempotent_key that set-up costs
- * more than the hash itself.
- *
- * The context and the fetched EVP_MD are malloc'd by OpenSSL and belong to
- * no memory context or ResourceOwner, so nothing frees them under us at
- * (sub)transaction end, and an error cannot leave them in a state that
- * matters: every call starts with EVP_DigestInit_ex2, which resets the
- * context, and nothing between init and final can throw.  (A cached
- * pg_cryptohash_ctx would not do: it belongs to the ResourceOwner it was
- * created under.)  With the EVP_MD fetched once, re-initialising the
- * context costs at most a small malloc and free of the provider's hash
- * state, about half of what pg_cryptohash spends per call.
- */
-static EVP_MD *sha256_md = NULL;
-static EVP_MD_CTX *sha256_ctx = NULL;
-
-pg_noreturn static void sha256_error(const char *call);
-
-/* Report a failed OpenSSL call; none of them is expected to fail. */
-static void
-sha256_error(const char *call)
-{
-	unsigned long ecode = ERR_get_error();
-	const char *reason = ecode ? ERR_reason_error_string(ecode) : NULL;
-
-	/* leave nothing in the thread's error queue for the next OpenSSL user */
-	ERR_clear_error();
-	elog(ERROR, "could not compute SHA-256 hash: %s failed: %s", call,
-		 reason ? reason : "no OpenSSL error reported");
-}
-
-/* SHA-256 of a byte string. */
-void
-pgi_sha256(const char *data, size_t len, uint8 *digest)
-{
-	unsigned int dlen;
-
-	if (unlikely(sha256_ctx == NULL))
-	{
-		if (sha256_md == NULL)
-		{
-			sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-			if (sha256_md == NULL)
-				sha256_error("EVP_MD_fetch");
-		}
-		sha256_ctx = EVP_MD_CTX_new();
-		if (sha256_ctx == NULL)
-			sha256_error("EVP_MD_CTX_new");
-	}
-	if (!EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL))
-		sha256_error("EVP_DigestInit_ex2");
-	if (!EVP_DigestUpdate(sha256_ctx, data, len))
-		sha256_error("EVP_DigestUpdate");
-	if (!EVP_DigestFinal_ex(sha256_ctx, digest, &dlen))
-		sha256_error("EVP_DigestFinal_ex");
-	Assert(dlen == PGI_SHA256_LEN);
-}
-
-#else							/* !PGI_SHA256_EVP */
-
-/*
- * SHA-256 of a byte string, through PostgreSQL's cryptohash layer: its own
- * implementation when the server was built without OpenSSL.  The context
- * is registered with the current ResourceOwner, so it is made per call.
- */
-void
-pgi_sha256(const char *data, size_t len, uint8 *digest)
-{
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-
-	if (ctx == NULL ||
-		pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
-		pg_cryptohash_final(ctx, digest, PGI_SHA256_LEN) < 0)
-		elog(ERROR, "could not compute SHA-256 hash: %s",
-			 pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-}
-
-#endif							/* PGI_SHA256_EVP */

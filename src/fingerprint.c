@@ -36,7 +36,6 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "port/pg_bswap.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
@@ -69,10 +68,6 @@ typedef struct FpState
 	StringInfoData buf;			/* the row being encoded */
 } FpState;
 
-static inline uint64 rotl64(uint64 x, int r);
-static inline uint64 fmix64(uint64 k);
-static inline uint64 load_le64(const unsigned char *p);
-static void murmur3_128(const unsigned char *data, size_t len, uint64 *out);
 static FpState *fp_state_create(MemoryContext mcxt);
 static char *fingerprint_relation(const PgiRelation *rel, const char *helpers,
 								  bool read_only, int64 *rows);
@@ -80,150 +75,6 @@ static void run_statement(const char *statement);
 static char *fingerprint_after_run(PgiProgress *progress,
 								   const PgiRelation *rel, const char *helpers,
 								   int run);
-
-static inline uint64
-rotl64(uint64 x, int r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64
-fmix64(uint64 k)
-{
-	k ^= k >> 33;
-	k *= UINT64CONST(0xff51afd7ed558ccd);
-	k ^= k >> 33;
-	k *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	k ^= k >> 33;
-	return k;
-}
-
-static inline uint64
-load_le64(const unsigned char *p)
-{
-	uint64		v;
-
-	memcpy(&v, p, sizeof(v));
-#ifdef WORDS_BIGENDIAN
-	v = pg_bswap64(v);
-#endif
-	return v;
-}
-
-/*
- * MurmurHash3 x64-128 (Austin Appleby, public domain) with seed 0, reading
- * little-endian words on every platform.
- */
-static void
-murmur3_128(const unsigned char *data, size_t len, uint64 *out)
-{
-	const uint64 c1 = UINT64CONST(0x87c37b91114253d5);
-	const uint64 c2 = UINT64CONST(0x4cf5ad432745937f);
-	size_t		nblocks = len / 16;
-	const unsigned char *tail = data + nblocks * 16;
-	uint64		h1 = 0;
-	uint64		h2 = 0;
-	uint64		k1;
-	uint64		k2;
-	size_t		i;
-
-	for (i = 0; i < nblocks; i++)
-	{
-		/*
-		 * One value can be up to 1 GB, hashed in one call: let a cancel in
-		 * every MiB rather than only between rows.
-		 */
-		if (unlikely((i & 0xFFFF) == 0xFFFF))
-			CHECK_FOR_INTERRUPTS();
-		k1 = load_le64(data + i * 16);
-		k2 = load_le64(data + i * 16 + 8);
-
-		k1 *= c1;
-		k1 = rotl64(k1, 31);
-		k1 *= c2;
-		h1 ^= k1;
-		h1 = rotl64(h1, 27);
-		h1 += h2;
-		h1 = h1 * 5 + 0x52dce729;
-
-		k2 *= c2;
-		k2 = rotl64(k2, 33);
-		k2 *= c1;
-		h2 ^= k2;
-		h2 = rotl64(h2, 31);
-		h2 += h1;
-		h2 = h2 * 5 + 0x38495ab5;
-	}
-
-	k1 = 0;
-	k2 = 0;
-	switch (len & 15)
-	{
-		case 15:
-			k2 ^= ((uint64) tail[14]) << 48;
-			/* FALLTHROUGH */
-		case 14:
-			k2 ^= ((uint64) tail[13]) << 40;
-			/* FALLTHROUGH */
-		case 13:
-			k2 ^= ((uint64) tail[12]) << 32;
-			/* FALLTHROUGH */
-		case 12:
-			k2 ^= ((uint64) tail[11]) << 24;
-			/* FALLTHROUGH */
-		case 11:
-			k2 ^= ((uint64) tail[10]) << 16;
-			/* FALLTHROUGH */
-		case 10:
-			k2 ^= ((uint64) tail[9]) << 8;
-			/* FALLTHROUGH */
-		case 9:
-			k2 ^= ((uint64) tail[8]);
-			k2 *= c2;
-			k2 = rotl64(k2, 33);
-			k2 *= c1;
-			h2 ^= k2;
-			/* FALLTHROUGH */
-		case 8:
-			k1 ^= ((uint64) tail[7]) << 56;
-			/* FALLTHROUGH */
-		case 7:
-			k1 ^= ((uint64) tail[6]) << 48;
-			/* FALLTHROUGH */
-		case 6:
-			k1 ^= ((uint64) tail[5]) << 40;
-			/* FALLTHROUGH */
-		case 5:
-			k1 ^= ((uint64) tail[4]) << 32;
-			/* FALLTHROUGH */
-		case 4:
-			k1 ^= ((uint64) tail[3]) << 24;
-			/* FALLTHROUGH */
-		case 3:
-			k1 ^= ((uint64) tail[2]) << 16;
-			/* FALLTHROUGH */
-		case 2:
-			k1 ^= ((uint64) tail[1]) << 8;
-			/* FALLTHROUGH */
-		case 1:
-			k1 ^= ((uint64) tail[0]);
-			k1 *= c1;
-			k1 = rotl64(k1, 31);
-			k1 *= c2;
-			h1 ^= k1;
-	}
-
-	h1 ^= (uint64) len;
-	h2 ^= (uint64) len;
-	h1 += h2;
-	h2 += h1;
-	h1 = fmix64(h1);
-	h2 = fmix64(h2);
-	h1 += h2;
-	h2 += h1;
-	out[0] = h1;
-	out[1] = h2;
-}
 
 static FpState *
 fp_state_create(MemoryContext mcxt)
@@ -263,7 +114,7 @@ pgi_fingerprint_accum(PG_FUNCTION_ARGS)
 	resetStringInfo(&state->buf);
 	pgi_encode_datum(&state->buf, state->rowenc, PG_GETARG_DATUM(1),
 					 PG_ARGISNULL(1));
-	murmur3_128((const unsigned char *) state->buf.data, state->buf.len, h);
+	pgi_murmur3_128((const unsigned char *) state->buf.data, state->buf.len, h);
 	state->lane[0] += h[0];
 	state->lane[1] += h[1];
 	state->count++;
@@ -420,7 +271,11 @@ pgi_table_fingerprint(PG_FUNCTION_ARGS)
 	fp = MemoryContextStrdup(callercxt,
 							 fingerprint_relation(rel, helpers, true, &rows));
 	SPI_finish();
-	pgi_progress_rows(&progress, "fingerprinted", rows);
+	pgi_progress_step(&progress,
+					  errmsg_plural("%s on %s: fingerprinted %lld row",
+									"%s on %s: fingerprinted %lld rows",
+									rows, PGI_PROGRESS_OF(&progress),
+									(long long) rows));
 
 	PG_RETURN_TEXT_P(cstring_to_text(fp));
 }
@@ -466,9 +321,11 @@ fingerprint_after_run(PgiProgress *progress, const PgiRelation *rel,
 	int64		rows;
 	char	   *fp = fingerprint_relation(rel, helpers, false, &rows);
 
-	pgi_progress_step(progress, "fingerprinted %s after run %d: %lld %s",
-					  rel->displayname, run, (long long) rows,
-					  PGI_PLURAL(rows, "row", "rows"));
+	pgi_progress_step(progress,
+					  errmsg_plural("%s on %s: fingerprinted %s after run %d: %lld row",
+									"%s on %s: fingerprinted %s after run %d: %lld rows",
+									rows, PGI_PROGRESS_OF(progress),
+									rel->displayname, run, (long long) rows));
 	return fp;
 }
 
@@ -644,14 +501,18 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	run_statement(statement);
-	pgi_progress_step(&progress, "ran the statement once");
+	pgi_progress_step(&progress,
+					  errmsg("%s on %s: ran the statement once",
+							 PGI_PROGRESS_OF(&progress)));
 	before = palloc0(sizeof(char *) * nrels);
 	for (i = 0; i < nrels; i++)
 		if (rels[i] != NULL)
 			before[i] = fingerprint_after_run(&progress, rels[i], helpers, 1);
 
 	run_statement(statement);
-	pgi_progress_step(&progress, "ran the statement a second time");
+	pgi_progress_step(&progress,
+					  errmsg("%s on %s: ran the statement a second time",
+							 PGI_PROGRESS_OF(&progress)));
 	for (i = 0; i < nrels; i++)
 	{
 		if (rels[i] == NULL ||

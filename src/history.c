@@ -753,18 +753,30 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not write the history of \"%s\" because of a concurrent update",
 						plan.target->displayname),
-				 errdetail("%lld of the %lld version rows to write were changed by another transaction since they were read.",
-						   (long long) (ops + rewrites + inserted - written),
-						   (long long) (ops + rewrites + inserted)),
+				 errdetail_plural("%lld of the %lld version rows to write was changed by another transaction since it was read.",
+								  "%lld of the %lld version rows to write were changed by another transaction since they were read.",
+								  ops + rewrites + inserted - written,
+								  (long long) (ops + rewrites + inserted - written),
+								  (long long) (ops + rewrites + inserted)),
 				 errhint("Retry the transaction.")));
 	if (!plan.dry_run && written > 0 && IsolationUsesXactSnapshot())
 		check_no_overlap(&plan);
-	pgi_progress_step(&plan.progress,
-					  "classified %lld %s: %lld to insert, %lld to close, %lld to correct, %lld unchanged%s",
-					  (long long) rows, PGI_PLURAL(rows, "row", "rows"),
-					  (long long) inserted, (long long) closed, (long long) corrected,
-					  (long long) (rows - to_write),
-					  plan.dry_run ? " (dry run: nothing written)" : "");
+	if (plan.dry_run)
+		pgi_progress_step(&plan.progress,
+						  errmsg_plural("%s on %s: classified %lld row: %lld to insert, %lld to close, %lld to correct, %lld unchanged (dry run: nothing written)",
+										"%s on %s: classified %lld rows: %lld to insert, %lld to close, %lld to correct, %lld unchanged (dry run: nothing written)",
+										rows, PGI_PROGRESS_OF(&plan.progress),
+										(long long) rows, (long long) inserted,
+										(long long) closed, (long long) corrected,
+										(long long) (rows - to_write)));
+	else
+		pgi_progress_step(&plan.progress,
+						  errmsg_plural("%s on %s: classified %lld row: %lld to insert, %lld to close, %lld to correct, %lld unchanged",
+										"%s on %s: classified %lld rows: %lld to insert, %lld to close, %lld to correct, %lld unchanged",
+										rows, PGI_PROGRESS_OF(&plan.progress),
+										(long long) rows, (long long) inserted,
+										(long long) closed, (long long) corrected,
+										(long long) (rows - to_write)));
 	SPI_finish();
 
 	memset(nulls, 0, sizeof(nulls));

@@ -948,8 +948,10 @@ try_window(SwapWindow *w, const char *targetname, bool last_attempt)
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not lock \"%s\" to swap partition \"%s\"",
 						targetname, w->st->leafname),
-				 errdetail("Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
-						   pgi_lock_retries + 1, pgi_lock_timeout),
+				 errdetail_plural("Gave up after %d attempt of %d ms: other transactions hold locks on the table.",
+								  "Gave up after %d attempts of %d ms each: other transactions hold locks on the table.",
+								  pgi_lock_retries + 1,
+								  pgi_lock_retries + 1, pgi_lock_timeout),
 				 errhint("Retry when long-running transactions on the table have ended, raise pg_idempotent.lock_timeout or pg_idempotent.lock_retries, or use mode => 'diff'.")));
 	return false;
 }
@@ -1194,9 +1196,11 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 	}
 	else
 		*inserted = load_through_scratch(st, leaves, cols, sel);
-	pgi_progress_step(progress, "loaded %lld %s into the replacement of \"%s\"",
-					  (long long) *inserted, PGI_PLURAL(*inserted, "row", "rows"),
-					  st->leafname);
+	pgi_progress_step(progress,
+					  errmsg_plural("%s on %s: loaded %lld row into the replacement of \"%s\"",
+									"%s on %s: loaded %lld rows into the replacement of \"%s\"",
+									*inserted, PGI_PROGRESS_OF(progress),
+									(long long) *inserted, st->leafname));
 
 	foreach(lc, leaves)
 	{
@@ -1208,8 +1212,9 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 		copy_foreign_keys(l->old, l->name, l->newq);
 		copy_properties(l->old, l->new, l->newq, l->indexes);
 		run_utility(psprintf("ANALYZE %s", l->newq));
-		pgi_progress_step(progress, "built the indexes and properties of the replacement of \"%s\"",
-						  l->name);
+		pgi_progress_step(progress,
+						  errmsg("%s on %s: built the indexes and properties of the replacement of \"%s\"",
+								 PGI_PROGRESS_OF(progress), l->name));
 	}
 
 	/* 2. the window */
@@ -1228,14 +1233,16 @@ pgi_swap_run(PgiRelation *target, PgiSwapTarget *st,
 	}
 	TimestampDifference(start, w.granted, &secs, &usecs_wait);
 	TimestampDifference(w.granted, w.finished, &secs_held, &usecs_held);
-	pgi_progress_step(progress, "exchanged \"%s\" (%d %s) after %d %s for the lock",
-					  st->leafname, list_length(leaves),
-					  PGI_PLURAL(list_length(leaves), "partition", "partitions"),
-					  attempt, PGI_PLURAL(attempt, "attempt", "attempts"));
+	pgi_progress_step(progress,
+					  errmsg_plural("%s on %s: exchanged \"%s\" (%d partition) at lock attempt %d",
+									"%s on %s: exchanged \"%s\" (%d partitions) at lock attempt %d",
+									list_length(leaves), PGI_PROGRESS_OF(progress),
+									st->leafname, list_length(leaves), attempt));
 	ereport(DEBUG1,
-			(errmsg("pg_idempotent: swapped partition \"%s\" of \"%s\" (%d %s): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
-					st->leafname, target->displayname, list_length(leaves),
-					PGI_PLURAL(list_length(leaves), "leaf", "leaves"),
-					secs * 1000.0 + usecs_wait / 1000.0, attempt,
-					secs_held * 1000.0 + usecs_held / 1000.0)));
+			(errmsg_plural("pg_idempotent: swapped partition \"%s\" of \"%s\" (%d leaf): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
+						   "pg_idempotent: swapped partition \"%s\" of \"%s\" (%d leaves): lock granted after %.3f ms (attempt %d), held %.3f ms to the end of the swap",
+						   list_length(leaves),
+						   st->leafname, target->displayname, list_length(leaves),
+						   secs * 1000.0 + usecs_wait / 1000.0, attempt,
+						   secs_held * 1000.0 + usecs_held / 1000.0)));
 }

@@ -5,11 +5,12 @@
  *
  * The operations live one per file (upsert.c, keys.c, fingerprint.c, ...)
  * over the shared layer in relation.c and sqlbuild.c; this file declares the
- * module and asks each capability that has settings to define them.  Most
- * operations keep no state across calls and resolve what they need from the
- * catalogs inside the caller's transaction; the ledger and checkpoints keep
- * prepared statements and the ledger tables' oids per backend (ledger.c,
- * sqlbuild.c), forgotten when those tables change.
+ * module and asks each capability that has settings to define them.
+ * Operations resolve what they need from the catalogs inside the caller's
+ * transaction; what a backend keeps across calls is a cache, each
+ * forgotten when what it describes changes: the ledger and checkpoints keep
+ * prepared statements (sqlbuild.c), the ledger its tables' oids and the
+ * ids of ledgers by name (ledger_cache.c).
  *
  *-------------------------------------------------------------------------
  */

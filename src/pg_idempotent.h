@@ -4,8 +4,9 @@
  *	  The shared layer every operation of pg_idempotent is built on:
  *	  resolving relations, columns and keys (relation.c), building SQL text
  *	  with quoted identifiers and schema-qualified operators and running it
- *	  through SPI (sqlbuild.c), and the canonical value encoding shared by
- *	  idempotent_key and table_fingerprint (encode.c).
+ *	  through SPI (sqlbuild.c), the canonical value encoding shared by
+ *	  idempotent_key and table_fingerprint (encode.c), and the hash
+ *	  functions over it (hash.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -186,8 +187,11 @@ extern PgiEncoder *pgi_encoder_create(Oid typid, MemoryContext mcxt);
 extern void pgi_encode_datum(StringInfo buf, PgiEncoder *enc, Datum value,
 							 bool isnull);
 
+/* hash.c: SHA-256 and MurmurHash3 x64-128, the same on every platform */
 #define PGI_SHA256_LEN 32
 extern void pgi_sha256(const char *data, size_t len, uint8 *digest);
+extern void pgi_murmur3_128(const unsigned char *data, size_t len,
+							uint64 *out);
 
 /*
  * sqlbuild.c: a statement prepared once per backend, for the ledger and
@@ -241,13 +245,26 @@ typedef struct PgiProgress
 extern void pgi_progress_init(void);
 extern void pgi_progress_begin(PgiProgress *progress, const char *operation,
 							   const char *target);
-extern void pgi_progress_step(PgiProgress *progress, const char *fmt,...)
-			pg_attribute_printf(2, 3);
-extern void pgi_progress_rows(PgiProgress *progress, const char *verb,
-							  int64 rows);
+extern bool pgi_progress_due(PgiProgress *progress);
+extern int	pgi_progress_errdetail(PgiProgress *progress);
 
-/* "1 row", "2 rows": the noun after a count in a progress message */
-#define PGI_PLURAL(n, one, many) ((n) == 1 ? (one) : (many))
+/*
+ * Report the step just done, if a report is due: a NOTICE whose message is
+ * the caller's errmsg() or errmsg_plural(), a whole format string that
+ * starts "%s on %s: " for PGI_PROGRESS_OF(progress), the operation and
+ * its target, as in
+ *		pgi_progress_step(progress,
+ *						  errmsg_plural("%s on %s: deleted %lld row",
+ *										"%s on %s: deleted %lld rows",
+ *										n, PGI_PROGRESS_OF(progress),
+ *										(long long) n));
+ */
+#define pgi_progress_step(progress, message) \
+	do { \
+		if (pgi_progress_due(progress)) \
+			ereport(NOTICE, (message, pgi_progress_errdetail(progress))); \
+	} while (0)
+#define PGI_PROGRESS_OF(progress) (progress)->operation, (progress)->target
 
 /* replace.c: settings of replace_partition and friends */
 extern void pgi_replace_init(void);

@@ -51,50 +51,31 @@ pgi_progress_begin(PgiProgress *progress, const char *operation,
 }
 
 /*
- * Report that a step is done, if a report is due.  The format is expanded
- * only then, so a call in a hot path costs one clock read.
+ * Whether a report of the step just done is due (pgi_progress_step): at
+ * least pg_idempotent.progress_interval since the call began or since its
+ * last report.  One clock read; the message is formatted only when due.
  */
-void
-pgi_progress_step(PgiProgress *progress, const char *fmt,...)
+bool
+pgi_progress_due(PgiProgress *progress)
 {
 	TimestampTz now;
-	StringInfoData msg;
 
 	CHECK_FOR_INTERRUPTS();
 	if (pgi_progress_interval < 0)
-		return;
+		return false;
 	now = GetCurrentTimestamp();
 	if (!TimestampDifferenceExceeds(progress->reported, now,
 									pgi_progress_interval) &&
 		pgi_progress_interval > 0)
-		return;
+		return false;
 	progress->reported = now;
-
-	initStringInfo(&msg);
-	for (;;)
-	{
-		va_list		args;
-		int			needed;
-
-		va_start(args, fmt);
-		needed = appendStringInfoVA(&msg, fmt, args);
-		va_end(args);
-		if (needed == 0)
-			break;
-		enlargeStringInfo(&msg, needed);
-	}
-	ereport(NOTICE,
-			(errmsg("%s on %s: %s", progress->operation, progress->target,
-					msg.data),
-			 errdetail("The call has run for %.1f s.",
-					   (double) (now - progress->started) / 1000000.0)));
-	pfree(msg.data);
+	return true;
 }
 
-/* "deleted 5 rows": the report of a step that wrote or read rows */
-void
-pgi_progress_rows(PgiProgress *progress, const char *verb, int64 rows)
+/* The DETAIL of every report: how long the call has run. */
+int
+pgi_progress_errdetail(PgiProgress *progress)
 {
-	pgi_progress_step(progress, "%s %lld %s", verb, (long long) rows,
-					  PGI_PLURAL(rows, "row", "rows"));
+	return errdetail("The call has run for %.1f s.",
+					 (double) (progress->reported - progress->started) / 1000000.0);
 }

@@ -37,32 +37,34 @@
 
 #include "pg_idempotent.h"
 
-static const char *
-relkind_description(char relkind)
+/* The DETAIL of a relation argument of the wrong kind: what it is. */
+static int
+errdetail_relkind(const char *argname, char relkind)
 {
 	switch (relkind)
 	{
 		case RELKIND_RELATION:
-			return "a table";
+			return errdetail("The \"%s\" argument is a table.", argname);
 		case RELKIND_PARTITIONED_TABLE:
-			return "a partitioned table";
+			return errdetail("The \"%s\" argument is a partitioned table.", argname);
 		case RELKIND_VIEW:
-			return "a view";
+			return errdetail("The \"%s\" argument is a view.", argname);
 		case RELKIND_MATVIEW:
-			return "a materialized view";
+			return errdetail("The \"%s\" argument is a materialized view.", argname);
 		case RELKIND_FOREIGN_TABLE:
-			return "a foreign table";
+			return errdetail("The \"%s\" argument is a foreign table.", argname);
 		case RELKIND_SEQUENCE:
-			return "a sequence";
+			return errdetail("The \"%s\" argument is a sequence.", argname);
 		case RELKIND_INDEX:
 		case RELKIND_PARTITIONED_INDEX:
-			return "an index";
+			return errdetail("The \"%s\" argument is an index.", argname);
 		case RELKIND_COMPOSITE_TYPE:
-			return "a composite type";
+			return errdetail("The \"%s\" argument is a composite type.", argname);
 		case RELKIND_TOASTVALUE:
-			return "a TOAST table";
+			return errdetail("The \"%s\" argument is a TOAST table.", argname);
 	}
-	return "a relation of an unsupported kind";
+	return errdetail("The \"%s\" argument is a relation of an unsupported kind.",
+					 argname);
 }
 
 PgiColumnList
@@ -243,10 +245,10 @@ pgi_relation_open(Oid relid, PgiRelUse use, const char *argname)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a %s", result->displayname,
-						use == PGI_REL_WRITE ? "table" : "table or view"),
-				 errdetail("The \"%s\" argument is %s.", argname,
-						   relkind_description(relkind)),
+				 use == PGI_REL_WRITE ?
+				 errmsg("\"%s\" is not a table", result->displayname) :
+				 errmsg("\"%s\" is not a table or view", result->displayname),
+				 errdetail_relkind(argname, relkind),
 				 use == PGI_REL_WRITE ?
 				 errhint("Only ordinary and partitioned tables can be written to.") : 0));
 

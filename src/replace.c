@@ -509,9 +509,11 @@ check_source(ReplacePlan *plan)
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("source \"%s\" has rows outside the slice of \"%s\" being replaced",
 						plan->source->displayname, plan->target->displayname),
-				 errdetail("%lld of its %lld rows do not satisfy %s, for example %s.",
-						   (long long) outside, (long long) total, plan->desc,
-						   example ? example : "(unprintable)"),
+				 errdetail_plural("%lld of its %lld rows does not satisfy %s, for example %s.",
+								  "%lld of its %lld rows do not satisfy %s, for example %s.",
+								  outside,
+								  (long long) outside, (long long) total, plan->desc,
+								  example ? example : "(unprintable)"),
 				 errhint("Replace a slice that covers these rows, or filter them out of the source.")));
 	}
 	if (total == 0 && !plan->allow_empty)
@@ -521,8 +523,11 @@ check_source(ReplacePlan *plan)
 				 errdetail("Replacing with it would delete every row of the slice %s of \"%s\".",
 						   plan->desc, plan->target->displayname),
 				 errhint("Pass allow_empty => true to empty the slice on purpose.")));
-	pgi_progress_step(&plan->progress, "checked the source: %lld %s, all inside the slice %s",
-					  (long long) total, PGI_PLURAL(total, "row", "rows"), plan->desc);
+	pgi_progress_step(&plan->progress,
+					  errmsg_plural("%s on %s: checked the source: %lld row, all inside the slice %s",
+									"%s on %s: checked the source: %lld rows, all inside the slice %s",
+									total, PGI_PROGRESS_OF(&plan->progress),
+									(long long) total, plan->desc));
 	return total;
 }
 
@@ -559,9 +564,10 @@ diff_count(ReplacePlan *plan, const char *from, DiffCounts *dc)
 	dc->max_source_copies = pgi_spi_int8(0, 5);
 	dc->max_target_copies = pgi_spi_int8(0, 6);
 	pgi_progress_step(&plan->progress,
-					  "compared the slice with the source: %lld to delete, %lld to insert, %lld unchanged",
-					  (long long) dc->to_delete, (long long) dc->to_insert,
-					  (long long) dc->unchanged);
+					  errmsg("%s on %s: compared the slice with the source: %lld to delete, %lld to insert, %lld unchanged",
+							 PGI_PROGRESS_OF(&plan->progress),
+							 (long long) dc->to_delete, (long long) dc->to_insert,
+							 (long long) dc->unchanged));
 }
 
 /* DELETE FROM target WHERE (slice): the whole slice */
@@ -698,7 +704,11 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 			*deleted = diff_delete_unique(plan);
 		else
 			*deleted = diff_delete(plan);
-		pgi_progress_rows(&plan->progress, "deleted", *deleted);
+		pgi_progress_step(&plan->progress,
+						  errmsg_plural("%s on %s: deleted %lld row",
+										"%s on %s: deleted %lld rows",
+										*deleted, PGI_PROGRESS_OF(&plan->progress),
+										(long long) *deleted));
 	}
 	if (dc->to_insert > 0)
 	{
@@ -708,7 +718,11 @@ diff_write(ReplacePlan *plan, DiffCounts *dc, int64 *deleted, int64 *inserted)
 			*inserted = diff_insert_unique(plan);
 		else
 			*inserted = diff_insert(plan);
-		pgi_progress_rows(&plan->progress, "inserted", *inserted);
+		pgi_progress_step(&plan->progress,
+						  errmsg_plural("%s on %s: inserted %lld row",
+										"%s on %s: inserted %lld rows",
+										*inserted, PGI_PROGRESS_OF(&plan->progress),
+										(long long) *inserted));
 	}
 }
 
@@ -789,8 +803,9 @@ reconcile(ReplacePlan *plan, const char *why, int64 *deleted, int64 *inserted)
 		int64		i;
 
 		pgi_progress_step(&plan->progress,
-						  "%s: comparing again (pass %d of at most %d)",
-						  why, pass + 1, RECONCILE_PASSES);
+						  errmsg("%s on %s: %s: comparing again (pass %d of at most %d)",
+								 PGI_PROGRESS_OF(&plan->progress),
+								 why, pass + 1, RECONCILE_PASSES));
 		diff_count(plan, plan->target->qualname, &dc);
 		if (dc.to_delete == 0 && dc.to_insert == 0)
 			return;
@@ -903,9 +918,17 @@ replace_execute(FunctionCallInfo fcinfo, ReplacePlan *plan, ReplaceMode mode,
 			break;
 		case MODE_DELETE_INSERT:
 			deleted = delete_slice(plan);
-			pgi_progress_rows(&plan->progress, "deleted", deleted);
+			pgi_progress_step(&plan->progress,
+							  errmsg_plural("%s on %s: deleted %lld row",
+											"%s on %s: deleted %lld rows",
+											deleted, PGI_PROGRESS_OF(&plan->progress),
+											(long long) deleted));
 			inserted = insert_all(plan);
-			pgi_progress_rows(&plan->progress, "inserted", inserted);
+			pgi_progress_step(&plan->progress,
+							  errmsg_plural("%s on %s: inserted %lld row",
+											"%s on %s: inserted %lld rows",
+											inserted, PGI_PROGRESS_OF(&plan->progress),
+											(long long) inserted));
 			if (plan->comparable && !slice_settled(plan, horizon, total, &why))
 				reconcile(plan, why, &deleted, &inserted);
 			break;
@@ -1030,8 +1053,10 @@ slice_operator(PgiColumn *col, int strategy)
 	if (!OidIsValid(opno))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("could not identify %s operator for type %s",
-						strategy == BTEqualStrategyNumber ? "an equality" : "an ordering",
+				 strategy == BTEqualStrategyNumber ?
+				 errmsg("could not identify an equality operator for type %s",
+						format_type_be(col->typid)) :
+				 errmsg("could not identify an ordering operator for type %s",
 						format_type_be(col->typid)),
 				 errdetail("Column \"%s\" needs one to define a slice.", col->name)));
 	return opno;

@@ -311,8 +311,10 @@ pgi_type_operator(Oid typid, int strategy, const char *colname)
 	if (!OidIsValid(opno))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("could not identify %s operator for type %s",
-						strategy == BTEqualStrategyNumber ? "an equality" : "an ordering",
+				 strategy == BTEqualStrategyNumber ?
+				 errmsg("could not identify an equality operator for type %s",
+						format_type_be(typid)) :
+				 errmsg("could not identify an ordering operator for type %s",
 						format_type_be(typid)),
 				 errdetail("Column \"%s\" needs one to be compared.", colname)));
 	return opno;

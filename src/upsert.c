@@ -804,22 +804,44 @@ merge_once(void *arg)
 }
 
 /*
- * What made a write attempt roll back, for the progress report: the error
- * it caught is gone by then, and its code is all a reader needs.
+ * The progress reports of a write attempt that rolled back, by what made
+ * it roll back: the error it caught is gone by then, and its code is all a
+ * reader needs.  Called for pgi_progress_step's message.
  */
-static const char *
-rollback_cause(int sqlerrcode)
+static int
+errmsg_attempt_rolled_back(PgiProgress *progress, int attempt, int sqlerrcode)
 {
 	switch (sqlerrcode)
 	{
 		case ERRCODE_UNIQUE_VIOLATION:
-			return "a unique violation";
-		case ERRCODE_NOT_NULL_VIOLATION:
-			return "a not-null violation";
+			return errmsg("%s on %s: write attempt %d rolled back after a unique violation; writing the batch again with INSERT ... ON CONFLICT in key order",
+						  PGI_PROGRESS_OF(progress), attempt);
 		case ERRCODE_T_R_DEADLOCK_DETECTED:
-			return "a deadlock";
+			return errmsg("%s on %s: write attempt %d rolled back after a deadlock; writing the batch again with INSERT ... ON CONFLICT in key order",
+						  PGI_PROGRESS_OF(progress), attempt);
 	}
-	return unpack_sql_state(sqlerrcode);
+	return errmsg("%s on %s: write attempt %d rolled back after error %s; writing the batch again with INSERT ... ON CONFLICT in key order",
+				  PGI_PROGRESS_OF(progress), attempt,
+				  unpack_sql_state(sqlerrcode));
+}
+
+static int
+errmsg_first_load_rolled_back(PgiProgress *progress, int sqlerrcode)
+{
+	switch (sqlerrcode)
+	{
+		case ERRCODE_UNIQUE_VIOLATION:
+			return errmsg("%s on %s: first load into the empty table rolled back after a unique violation; checking the source",
+						  PGI_PROGRESS_OF(progress));
+		case ERRCODE_NOT_NULL_VIOLATION:
+			return errmsg("%s on %s: first load into the empty table rolled back after a not-null violation; checking the source",
+						  PGI_PROGRESS_OF(progress));
+		case ERRCODE_T_R_DEADLOCK_DETECTED:
+			return errmsg("%s on %s: first load into the empty table rolled back after a deadlock; checking the source",
+						  PGI_PROGRESS_OF(progress));
+	}
+	return errmsg("%s on %s: first load into the empty table rolled back after error %s; checking the source",
+				  PGI_PROGRESS_OF(progress), unpack_sql_state(sqlerrcode));
 }
 
 /* The errors the checks found, as the contract words them. */
@@ -832,8 +854,10 @@ report_check_errors(UpsertPlan *plan, UpsertWrite *w)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("source \"%s\" has null key values", plan->source->name),
-				 errdetail("%lld of its rows have a null in key column(s) (%s).",
-						   (long long) w->null_keys, key_names(plan)),
+				 errdetail_plural("%lld of its rows has a null in key column(s) (%s).",
+								  "%lld of its rows have a null in key column(s) (%s).",
+								  w->null_keys,
+								  (long long) w->null_keys, key_names(plan)),
 				 errhint("Filter out or fix those rows: a null key matches no row.")));
 	if (w->null_versions > 0)
 		ereport(ERROR,
@@ -841,26 +865,30 @@ report_check_errors(UpsertPlan *plan, UpsertWrite *w)
 				 errmsg("source \"%s\" has null values in version column \"%s\"",
 						plan->source->name,
 						plan->cols.cols[plan->version].name),
-				 errdetail("%lld of its rows have no version.",
-						   (long long) w->null_versions)));
+				 errdetail_plural("%lld of its rows has no version.",
+								  "%lld of its rows have no version.",
+								  w->null_versions,
+								  (long long) w->null_versions)));
 	if (dup_rows > 0 && !plan->keep_last)
 		ereport(ERROR,
 				(errcode(ERRCODE_CARDINALITY_VIOLATION),
 				 errmsg("source \"%s\" has duplicate keys", plan->source->name),
-				 errdetail("Key (%s)=%s appears more than once; %lld keys are duplicated, %lld rows in all.",
-						   key_names(plan), w->dup_example, (long long) w->dup_keys,
-						   (long long) (dup_rows + w->dup_keys)),
+				 errdetail_plural("Key (%s)=%s appears more than once; %lld key is duplicated, %lld rows in all.",
+								  "Key (%s)=%s appears more than once; %lld keys are duplicated, %lld rows in all.",
+								  w->dup_keys,
+								  key_names(plan), w->dup_example, (long long) w->dup_keys,
+								  (long long) (dup_rows + w->dup_keys)),
 				 errhint("Remove the duplicates, or pass on_duplicate => 'last' with a version_column to keep the newest row of each key.")));
 	if (dup_rows > 0 && w->tie_example != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CARDINALITY_VIOLATION),
 				 errmsg("source \"%s\" has duplicate keys with no single newest row",
 						plan->source->name),
-				 errdetail("Key (%s)=%s has different rows %s.",
-						   key_names(plan), w->tie_example,
-						   plan->version >= 0 ?
-						   "with the same greatest version" :
-						   "and there is no version column to choose between them"),
+				 plan->version >= 0 ?
+				 errdetail("Key (%s)=%s has different rows with the same greatest version.",
+						   key_names(plan), w->tie_example) :
+				 errdetail("Key (%s)=%s has different rows and there is no version column to choose between them.",
+						   key_names(plan), w->tie_example),
 				 errhint("Make the rows of each key differ in \"version_column\", or remove the duplicates.")));
 }
 
@@ -904,16 +932,18 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 				break;
 			/* also where a cancel between attempts is taken */
 			pgi_progress_step(&plan->progress,
-							  "write attempt %d rolled back after %s; writing the batch again with INSERT ... ON CONFLICT in key order",
-							  attempt, rollback_cause(caught));
+							  errmsg_attempt_rolled_back(&plan->progress, attempt,
+														 caught));
 		}
 		if (w.safe)
 		{
 			*counts = w.safe_counts;
 			pgi_progress_step(&plan->progress,
-							  "inserted %lld and updated %lld %s with INSERT ... ON CONFLICT",
-							  (long long) counts->inserted, (long long) counts->updated,
-							  PGI_PLURAL(counts->updated, "row", "rows"));
+							  errmsg_plural("%s on %s: inserted %lld and updated %lld row with INSERT ... ON CONFLICT",
+											"%s on %s: inserted %lld and updated %lld rows with INSERT ... ON CONFLICT",
+											counts->updated, PGI_PROGRESS_OF(&plan->progress),
+											(long long) counts->inserted,
+											(long long) counts->updated));
 			return;
 		}
 	}
@@ -922,17 +952,27 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 	counts->duplicates = w.keyed - w.distinct;
 	total = w.rows - counts->duplicates;
 	pgi_progress_step(&plan->progress,
-					  "checked the source: %lld %s, %lld %s",
-					  (long long) w.rows, PGI_PLURAL(w.rows, "row", "rows"),
-					  (long long) counts->duplicates,
-					  PGI_PLURAL(counts->duplicates, "duplicate", "duplicates"));
-	pgi_progress_step(&plan->progress,
-					  "classified %lld %s: %lld new, %lld changed, %lld stale, %lld unchanged%s",
-					  (long long) total, PGI_PLURAL(total, "row", "rows"),
-					  (long long) w.new_rows,
-					  (long long) w.changed, (long long) w.stale,
-					  (long long) (total - w.new_rows - w.changed - w.stale),
-					  plan->dry_run ? " (dry run: nothing written)" : "");
+					  errmsg_plural("%s on %s: checked the source: %lld row, duplicates: %lld",
+									"%s on %s: checked the source: %lld rows, duplicates: %lld",
+									w.rows, PGI_PROGRESS_OF(&plan->progress),
+									(long long) w.rows,
+									(long long) counts->duplicates));
+	if (plan->dry_run)
+		pgi_progress_step(&plan->progress,
+						  errmsg_plural("%s on %s: classified %lld row: %lld new, %lld changed, %lld stale, %lld unchanged (dry run: nothing written)",
+										"%s on %s: classified %lld rows: %lld new, %lld changed, %lld stale, %lld unchanged (dry run: nothing written)",
+										total, PGI_PROGRESS_OF(&plan->progress),
+										(long long) total, (long long) w.new_rows,
+										(long long) w.changed, (long long) w.stale,
+										(long long) (total - w.new_rows - w.changed - w.stale)));
+	else
+		pgi_progress_step(&plan->progress,
+						  errmsg_plural("%s on %s: classified %lld row: %lld new, %lld changed, %lld stale, %lld unchanged",
+										"%s on %s: classified %lld rows: %lld new, %lld changed, %lld stale, %lld unchanged",
+										total, PGI_PROGRESS_OF(&plan->progress),
+										(long long) total, (long long) w.new_rows,
+										(long long) w.changed, (long long) w.stale,
+										(long long) (total - w.new_rows - w.changed - w.stale)));
 	counts->stale = w.stale;
 	if (plan->dry_run)
 	{
@@ -942,9 +982,17 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 	else
 	{
 		if (w.changed > 0)
-			pgi_progress_rows(&plan->progress, "updated", w.updated);
+			pgi_progress_step(&plan->progress,
+							  errmsg_plural("%s on %s: updated %lld row",
+											"%s on %s: updated %lld rows",
+											w.updated, PGI_PROGRESS_OF(&plan->progress),
+											(long long) w.updated));
 		if (w.new_rows > 0)
-			pgi_progress_rows(&plan->progress, "inserted", w.inserted);
+			pgi_progress_step(&plan->progress,
+							  errmsg_plural("%s on %s: inserted %lld row",
+											"%s on %s: inserted %lld rows",
+											w.inserted, PGI_PROGRESS_OF(&plan->progress),
+											(long long) w.inserted));
 		counts->inserted = w.inserted;
 		counts->updated = w.updated;
 
@@ -960,8 +1008,9 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 		if (w.updated < w.changed)
 		{
 			pgi_progress_step(&plan->progress,
-							  "updated %lld of the %lld changed rows; deciding the batch again with INSERT ... ON CONFLICT",
-							  (long long) w.updated, (long long) w.changed);
+							  errmsg("%s on %s: updated %lld of the %lld changed rows; deciding the batch again with INSERT ... ON CONFLICT",
+									 PGI_PROGRESS_OF(&plan->progress),
+									 (long long) w.updated, (long long) w.changed));
 			w.safe = true;
 			(void) pgi_run_in_subxact(merge_once, &w, no_codes);
 			counts->inserted += w.safe_counts.inserted;
@@ -1018,14 +1067,15 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	if (caught != 0)
 	{
 		pgi_progress_step(&plan->progress,
-						  "first load into the empty table rolled back after %s; checking the source",
-						  rollback_cause(caught));
+						  errmsg_first_load_rolled_back(&plan->progress, caught));
 		return false;
 	}
 	*inserted = w.inserted;
 	pgi_progress_step(&plan->progress,
-					  "inserted %lld %s into the empty table (first load)",
-					  (long long) w.inserted, PGI_PLURAL(w.inserted, "row", "rows"));
+					  errmsg_plural("%s on %s: inserted %lld row into the empty table (first load)",
+									"%s on %s: inserted %lld rows into the empty table (first load)",
+									w.inserted, PGI_PROGRESS_OF(&plan->progress),
+									(long long) w.inserted));
 	return true;
 }
 
@@ -1222,7 +1272,9 @@ single_select(const char *query)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("query must be exactly one SELECT statement"),
-				 errdetail("It contains %d statements.", list_length(raw))));
+				 errdetail_plural("It contains %d statement.",
+								  "It contains %d statements.",
+								  list_length(raw), list_length(raw))));
 	stmt = linitial_node(RawStmt, raw);
 	if (!IsA(stmt->stmt, SelectStmt))
 		ereport(ERROR,
@@ -1425,8 +1477,9 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"rows\" must be a JSON array of objects"),
-				 errdetail("%lld of its elements are not objects.",
-						   (long long) not_objects)));
+				 errdetail_plural("%lld of its elements is not an object.",
+								  "%lld of its elements are not objects.",
+								  not_objects, (long long) not_objects)));
 
 	nkeys = (int) hash_get_num_entries(seen);
 	sorted = palloc(sizeof(JsonKey) * Max(nkeys, 1));

@@ -2,17 +2,20 @@
 -- takes input (idempotent_upsert, idempotent_upsert_query,
 -- idempotent_upsert_json, idempotent_key, stable_bucket, table_fingerprint,
 -- _fingerprint_agg, assert_idempotent, run_time, run_date, replace_where's
--- predicate, replace_partition, replace_partition_range, replace_table, the
--- ledger_* and checkpoint_* functions, and pg_idempotent_tap's
--- is_idempotent), each printed with its SQLSTATE.
+-- predicate, and pg_idempotent_tap's is_idempotent), each printed with its
+-- SQLSTATE; the replace family and the ledger have files of their own
+-- (hostile_replace.sql, hostile_ledger.sql).  What the *_errors.sql files
+-- show for one function is not repeated here: this file is about calls
+-- across functions (NULL in every argument, odd names, a hostile
+-- search_path, row-level security, privileges).
 --
--- Every call goes through pg_temp.err, which prints its SQLSTATE and counts
--- it; the last query shows the tally: 420 calls, 350 of them bad calls that
--- must fail with a specific SQLSTATE, and 70 hostile calls that must
--- succeed (odd names, look-alike objects on the search_path, a shadowing
--- temp table, RLS, column privileges, stale fencing tokens).  None may
--- fail with an internal error (class XX), and no failed call may leave a
--- partial write: each group checks its table afterwards.
+-- Every call goes through pg_temp.err (include/err.sql), which prints its
+-- SQLSTATE and counts it; the last query shows the tally: the calls, the
+-- bad calls among them that failed with a specific SQLSTATE (the others
+-- are hostile calls that must succeed: odd names, look-alike objects on
+-- the search_path, a shadowing temp table, RLS, column privileges), and
+-- internal errors (class XX), of which there must be none.  No failed call
+-- may leave a partial write: each group checks its table afterwards.
 --
 -- Subtransaction: some calls below fail inside the upsert's internal
 -- subtransaction (its write step) and run between BEGIN and ROLLBACK.  They
@@ -24,56 +27,10 @@
 -- Concurrent DROP of the target or source needs two sessions:
 -- test/isolation/specs/upsert-concurrent-drop.spec.
 --
--- To extend: add calls with pg_temp.err(...); update the counts above and
--- in the expected output of the tally.
+-- To extend: add calls with pg_temp.err(...), and update the tally in the
+-- expected output.
 
--- The tally lives in sequences, which a rollback does not undo, so that
--- calls run inside BEGIN ... ROLLBACK (see "subtransaction" below) count.
-CREATE TEMP SEQUENCE calls;
-CREATE TEMP SEQUENCE calls_failed;
-CREATE TEMP SEQUENCE calls_internal;
--- the roles of sections 10 and 11 call err() too
-GRANT USAGE ON SEQUENCE calls, calls_failed, calls_internal TO PUBLIC;
-
--- err(stmt): run stmt, return "SQLSTATE: message" with DETAIL and HINT, or
--- "ok" with the first row it returned.  assert_failure (P0004) is not among
--- OTHERS, hence the explicit OR.  An internal error (class XX) also raises
--- a WARNING naming the statement, so it cannot pass unnoticed.  Written with
--- qualified operators and functions, so the hostile search_path below
--- cannot hijack the harness itself; OIDs in messages are masked so the
--- output is stable.
-CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	detail text;
-	hint text;
-	msg text;
-	res text;
-BEGIN
-	PERFORM pg_catalog.nextval('pg_temp.calls');
-	BEGIN
-		IF stmt OPERATOR(pg_catalog.~*) '^\s*(SELECT|VALUES|TABLE|WITH)\M' THEN
-			EXECUTE stmt INTO res;
-		ELSE
-			EXECUTE stmt;
-		END IF;
-		RETURN 'ok' OPERATOR(pg_catalog.||) COALESCE(': ' OPERATOR(pg_catalog.||) res, '');
-	EXCEPTION WHEN OTHERS OR assert_failure THEN
-		GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-		PERFORM pg_catalog.nextval('pg_temp.calls_failed');
-		IF pg_catalog.left(SQLSTATE, 2) OPERATOR(pg_catalog.=) 'XX' THEN
-			PERFORM pg_catalog.nextval('pg_temp.calls_internal');
-			RAISE WARNING 'internal error % from: %', SQLSTATE, stmt;
-		END IF;
-		msg := SQLSTATE OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) SQLERRM;
-		IF detail OPERATOR(pg_catalog.<>) '' THEN
-			msg := msg OPERATOR(pg_catalog.||) E'\n  DETAIL: ' OPERATOR(pg_catalog.||) detail;
-		END IF;
-		IF hint OPERATOR(pg_catalog.<>) '' THEN
-			msg := msg OPERATOR(pg_catalog.||) E'\n  HINT: ' OPERATOR(pg_catalog.||) hint;
-		END IF;
-		RETURN pg_catalog.regexp_replace(msg, '(OID |pg_toast_)[0-9]+', '\1N', 'g');
-	END;
-END $$;
+\i test/regress/sql/include/err.sql
 
 \pset format unaligned
 \pset tuples_only on
@@ -93,22 +50,17 @@ CREATE VIEW tgt_now AS SELECT id, a, v FROM tgt;
 
 ---------------------------------------------------------------------------
 -- 1. NULL in every argument: 22004 where NULL has no meaning; key and
--- version_column may be NULL (they mean "find the key", "no version")
+-- version_column may be NULL (they mean "find the key", "no version").
+-- The NULLs upsert_errors.sql and replace_where.sql show are not repeated.
 ---------------------------------------------------------------------------
-SELECT pg_temp.err($$SELECT idempotent_upsert(NULL, 'src')$$);
-SELECT pg_temp.err($$SELECT idempotent_upsert('tgt', NULL)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert(NULL, NULL, NULL, NULL, NULL, NULL)$$);
-SELECT pg_temp.err($$SELECT idempotent_upsert('tgt', 'src', on_duplicate => NULL)$$);
-SELECT pg_temp.err($$SELECT idempotent_upsert('tgt', 'src', dry_run => NULL)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert('tgt', 'src', key => ARRAY['id', NULL])$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert('tgt', 'src', key => NULL, version_column => NULL, dry_run => true)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_query(NULL, 'SELECT 1 AS id')$$);
-SELECT pg_temp.err($$SELECT idempotent_upsert_query('tgt', NULL)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('tgt', 'SELECT 1 AS id', on_duplicate => NULL)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('tgt', 'SELECT 1 AS id', dry_run => NULL)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_query('tgt', 'SELECT 1 AS id', key => ARRAY[NULL]::text[])$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_json(NULL, '[{"id": 1}]')$$);
-SELECT pg_temp.err($$SELECT idempotent_upsert_json('tgt', NULL)$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('tgt', 'null')$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('tgt', '[null]')$$);
 SELECT pg_temp.err($$SELECT idempotent_upsert_json('tgt', '[{"id": 1}]', on_duplicate => NULL)$$);
@@ -373,17 +325,13 @@ SELECT * FROM tgt_now EXCEPT SELECT * FROM tgt_before;
 ---------------------------------------------------------------------------
 -- 7. run_time: values refused when set (22023, 22007), and what is kept
 ---------------------------------------------------------------------------
-SELECT pg_temp.err($$SET pg_idempotent.run_time = 'now'$$);
-SELECT pg_temp.err($$SET pg_idempotent.run_time = 'today'$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = '2025-01-01 tomorrow'$$);
 SELECT pg_temp.err($$SELECT set_config('pg_idempotent.run_time', 'yesterday', true)$$);
-SELECT pg_temp.err($$SET pg_idempotent.run_time = 'not a time'$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = '2025-13-45'$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = '300000-01-01'$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = 'allballs'$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = '2025-01-01 00:00 Mars/Olympus'$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = '2025-01-01'';DROP TABLE src;--'$$);
-SELECT pg_temp.err($$SELECT run_time()$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = 'infinity'$$);
 SELECT pg_temp.err($$SELECT run_date()$$);
 SELECT pg_temp.err($$SET pg_idempotent.run_time = '2025-06-30 23:30-05'$$);
@@ -664,7 +612,6 @@ INSERT INTO rw_t VALUES (1, '2025-01-01', 'a'), (1, '2025-01-02', 'b'), (2, '202
 CREATE TABLE rw_s AS SELECT * FROM rw_t WHERE tenant = 1;
 CREATE TABLE rw_before AS SELECT * FROM rw_t;
 CREATE TABLE rw_secret (tenant int);
-SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', NULL)$$);
 SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', '')$$);
 SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 1; DROP TABLE rw_t')$$);
 SELECT pg_temp.err($$SELECT replace_where('rw_t', 'rw_s', 'tenant OPERATOR(pg_catalog.=) 1) OR (true')$$);
@@ -697,263 +644,12 @@ SELECT * FROM rw_t EXCEPT SELECT * FROM rw_before;
 SELECT * FROM rw_before EXCEPT SELECT * FROM rw_t;
 
 ---------------------------------------------------------------------------
--- 14. replace family: replace_partition, replace_partition_range and
--- replace_table refuse every bad call before a row is touched
----------------------------------------------------------------------------
-CREATE TABLE rp (day date NOT NULL, store int, amount int) PARTITION BY RANGE (day);
-CREATE TABLE rp_0101 PARTITION OF rp FOR VALUES FROM ('2025-01-01') TO ('2025-01-02');
-CREATE TABLE rp_0102 PARTITION OF rp FOR VALUES FROM ('2025-01-02') TO ('2025-01-03');
-INSERT INTO rp VALUES ('2025-01-01', 1, 10), ('2025-01-02', 1, 20);
-CREATE TABLE rp_src (day date, store int, amount int);
-INSERT INTO rp_src VALUES ('2025-01-01', 1, 11), ('2025-01-01', 2, 12);
-CREATE TABLE rp_outside (day date, store int, amount int);
-INSERT INTO rp_outside VALUES ('2025-01-01', 1, 11), ('2025-01-02', 9, 99);
-CREATE TABLE rp_empty (day date, store int, amount int);
-CREATE TABLE rp_2030 (day date, store int, amount int);
-INSERT INTO rp_2030 VALUES ('2030-01-01', 1, 1);
-CREATE TABLE rp_before AS SELECT * FROM rp;
-CREATE TABLE rt (id int, a text);
-INSERT INTO rt VALUES (1, 'kept'), (2, 'kept');
-CREATE TABLE rt_src (id int, a text);
-INSERT INTO rt_src VALUES (1, 'new');
-CREATE TABLE rt_empty (id int, a text);
-CREATE TABLE rt_before AS SELECT * FROM rt;
--- NULL in each argument: 22004
-SELECT pg_temp.err($$SELECT replace_partition(NULL, 'rp_src', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', NULL, 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', NULL, date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', NULL::date)$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', mode => NULL)$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', allow_empty => NULL)$$);
-SELECT pg_temp.err($$SELECT replace_partition_range(NULL, 'rp_src', 'day', date '2025-01-01', date '2025-01-02')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', NULL::date, date '2025-01-02')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', NULL::date)$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => NULL)$$);
-SELECT pg_temp.err($$SELECT replace_table(NULL, 'rt_src')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', NULL)$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => NULL)$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', allow_empty => NULL)$$);
--- unknown and wrong-kind relations: 42P01, 42809
-SELECT pg_temp.err($$SELECT replace_table((SELECT o FROM saved_oids)::regclass, 'rt_src')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', (SELECT o FROM saved_oids)::regclass)$$);
-SELECT pg_temp.err($$SELECT replace_partition('tgt_view', 'rp_src', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('tgt_mv', 'rp_src', 'day', date '2025-01-01', date '2025-01-02')$$);
-SELECT pg_temp.err($$SELECT replace_table('a_seq', 'rt_src')$$);
-SELECT pg_temp.err($$SELECT replace_table('tgt_pkey', 'rt_src')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'tgt_pkey')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'a_composite')$$);
--- columns and values: 42703, 42804
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'nope', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rt_src', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', point(1, 1))$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', true)$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', 1, 2)$$);
--- a slice value no partition accepts: 23514, whether the source's rows lie
--- outside that slice or inside it
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2030-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2030-01-01', date '2030-01-02')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_2030', 'day', date '2030-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_2030', 'day', date '2030-01-01', mode => 'diff')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_2030', 'day', date '2030-01-01', date '2030-01-02', mode => 'delete_insert')$$);
--- bad modes: 22023; swap where it cannot apply: 0A000
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01', mode => 'bogus')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => '')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => 'diff; DROP TABLE rt')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => 'swap')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-03', mode => 'swap')$$);
--- an empty source without allow_empty: 22023
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_empty', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_empty', 'day', date '2025-01-01', date '2025-01-02', mode => 'delete_insert')$$);
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_empty')$$);
--- source rows outside the slice: 23514
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_outside', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_outside', 'day', date '2025-01-01', mode => 'delete_insert')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_outside', 'day', date '2025-01-01', date '2025-01-02', mode => 'diff')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-02', date '2025-01-01')$$);
--- a role lacking grants: 42501
-SET ROLE regress_hostile_nobody;
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src')$$);
-SELECT pg_temp.err($$SELECT replace_partition('rp', 'rp_src', 'day', date '2025-01-01')$$);
-SELECT pg_temp.err($$SELECT replace_partition_range('rp', 'rp_src', 'day', date '2025-01-01', date '2025-01-02', mode => 'diff')$$);
-RESET ROLE;
-GRANT SELECT ON rt_src TO regress_hostile_nobody;
-GRANT SELECT, INSERT ON rt TO regress_hostile_nobody;
-SET ROLE regress_hostile_nobody;
--- no DELETE on the target
-SELECT pg_temp.err($$SELECT replace_table('rt', 'rt_src', mode => 'delete_insert')$$);
-RESET ROLE;
-SELECT * FROM rp EXCEPT SELECT * FROM rp_before;
-SELECT * FROM rp_before EXCEPT SELECT * FROM rp;
-SELECT * FROM rt EXCEPT SELECT * FROM rt_before;
-SELECT * FROM rt_before EXCEPT SELECT * FROM rt;
-
----------------------------------------------------------------------------
--- 15. ledger and checkpoints: bad calls fail with their SQLSTATE and write
--- nothing; odd names are names like any other
----------------------------------------------------------------------------
-SELECT ledger_create('hostile_l', lease => '1 hour', max_attempts => 2);
-SELECT ledger_enqueue('hostile_l', ARRAY['queued']);
-SELECT ledger_record('hostile_l', 'fp', '\x01');
-CREATE TABLE tok AS SELECT 'k_done' AS key, token FROM ledger_claim('hostile_l', 'k_done');
-INSERT INTO tok SELECT 'k_failed', token FROM ledger_claim('hostile_l', 'k_failed');
-SELECT ledger_complete('hostile_l', 'k_done', (SELECT token FROM tok WHERE key = 'k_done'));
-SELECT ledger_fail('hostile_l', 'k_failed', (SELECT token FROM tok WHERE key = 'k_failed'), 'boom');
-INSERT INTO tok SELECT 'k_dead', token FROM ledger_claim('hostile_l', 'k_dead');
-SELECT ledger_fail('hostile_l', 'k_dead', (SELECT token FROM tok WHERE key = 'k_dead'), 'boom');
-UPDATE tok SET token = c.token FROM ledger_claim('hostile_l', 'k_dead') c WHERE key = 'k_dead';
-SELECT ledger_fail('hostile_l', 'k_dead', (SELECT token FROM tok WHERE key = 'k_dead'), 'boom');
-INSERT INTO tok SELECT 'k_busy', token FROM ledger_claim('hostile_l', 'k_busy');
-GRANT SELECT ON tok TO regress_hostile_nobody;
-SELECT checkpoint_advance('hostile_cp', 5, '\x01');
--- what every group below checks: the ledgers and checkpoints hold exactly
--- what they held
-CREATE VIEW ledger_now AS
-	SELECT l.name, l.lease, l.max_attempts, l.retention, k.key, k.status, k.token, k.attempts,
-		   k.fingerprint, k.result, k.error
-	FROM pgi_ledger l LEFT JOIN pgi_ledger_key k ON k.ledger_id = l.id
-	UNION ALL SELECT name, NULL, NULL, NULL, NULL, NULL, position, NULL, fingerprint, NULL, NULL
-	FROM pgi_checkpoint;
-CREATE TABLE ledger_before AS SELECT * FROM ledger_now;
--- NULL in each argument: 22004 (fingerprint, result, error, extend and
--- older_than may be NULL)
-SELECT pg_temp.err($$SELECT ledger_create(NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', lease => NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', max_attempts => NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retention => NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_drop(NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_record(NULL, 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_record('hostile_l', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_l', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_l', ARRAY['new', NULL])$$);
-SELECT pg_temp.err($$SELECT ledger_enqueue(NULL, ARRAY['new'])$$);
-SELECT pg_temp.err($$SELECT ledger_enqueue('hostile_l', ARRAY['new', NULL])$$);
-SELECT pg_temp.err($$SELECT ledger_claim(NULL, 'new')$$);
-SELECT pg_temp.err($$SELECT ledger_claim('hostile_l', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_claim_next(NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_l', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_complete(NULL, 'k_busy', 1)$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', NULL, 1)$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', NULL, 1, 'x')$$);
-SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_busy', NULL, 'x')$$);
-SELECT pg_temp.err($$SELECT ledger_heartbeat(NULL, 'k_busy', 1)$$);
-SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_status(NULL, 'k_busy')$$);
-SELECT pg_temp.err($$SELECT ledger_status('hostile_l', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_stats(NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_prune(NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '1 day', NULL)$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance(NULL, 6)$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', NULL)$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance(NULL, 6, '\x01')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', NULL, '\x01')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 6, NULL)$$);
-SELECT pg_temp.err($$SELECT checkpoint_get(NULL)$$);
--- an unknown ledger, named: 42704 (an empty array is no way around it)
-SELECT pg_temp.err($$SELECT ledger_drop('hostile_none')$$);
-SELECT pg_temp.err($$SELECT ledger_record('hostile_none', 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_none', '{}')$$);
-SELECT pg_temp.err($$SELECT ledger_enqueue('hostile_none', '{}')$$);
-SELECT pg_temp.err($$SELECT ledger_claim('hostile_none', 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_none')$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_none', 'k', 1)$$);
-SELECT pg_temp.err($$SELECT ledger_fail('hostile_none', 'k', 1, 'x')$$);
-SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_none', 'k', 1)$$);
-SELECT pg_temp.err($$SELECT ledger_status('hostile_none', 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_stats('hostile_none')$$);
-SELECT pg_temp.err($$SELECT ledger_prune('hostile_none')$$);
-SELECT pg_temp.err($$SELECT ledger_status('HOSTILE_L', 'k_done')$$);
--- bad values: 22023, 2202E
-SELECT pg_temp.err($$SELECT ledger_create('')$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', lease => '-1 second')$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', max_attempts => 0)$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', max_attempts => -2147483648)$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retention => '-1 day')$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_l', lease => '-1 month')$$);
-SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_l', -1)$$);
-SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy'), '-1 minute')$$);
-SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '-1 day')$$);
-SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '1 day', 0)$$);
-SELECT pg_temp.err($$SELECT ledger_record_batch('hostile_l', ARRAY[['a', 'b'], ['c', 'd']])$$);
-SELECT pg_temp.err($$SELECT ledger_enqueue('hostile_l', ARRAY[['a', 'b'], ['c', 'd']])$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('', 1)$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('', 1, '\x01')$$);
--- illegal transitions: 55000
-SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_done', (SELECT token FROM tok WHERE key = 'k_done'), 'late')$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_failed', (SELECT token FROM tok WHERE key = 'k_failed'))$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_dead', (SELECT token FROM tok WHERE key = 'k_dead'), '{}')$$);
--- the fingerprint a key or the current position was reached with: 22023
-SELECT pg_temp.err($$SELECT ledger_record('hostile_l', 'fp', '\x02')$$);
-SELECT pg_temp.err($$SELECT ledger_claim('hostile_l', 'fp', '\x02')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 5, '\x02')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 5, '')$$);
--- stale tokens change nothing: false, NULL, false
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy') - 1)$$);
-SELECT pg_temp.err($$SELECT ledger_fail('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy') + 1000, 'x') IS NULL$$);
-SELECT pg_temp.err($$SELECT ledger_heartbeat('hostile_l', 'k_busy', -1)$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'never_seen', 1)$$);
--- ledger_complete_batch and the retry settings (0.2.0)
-SELECT pg_temp.err($$SELECT ledger_complete_batch(NULL, '{a}', '{1}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', NULL, '{1}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a}', NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a,NULL}', '{1,2}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a,b}', '{1,NULL}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a,b}', '{1}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{{a},{b}}', '{{1},{2}}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{a}', '{1}', '{"{}","{}"}')$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_none', '{}', '{}')$$);
-SELECT pg_temp.err($$SELECT count(*) FROM ledger_complete_batch('hostile_l', '{never_seen,k_busy}', ARRAY[1, (SELECT token FROM tok WHERE key = 'k_busy') - 1])$$);
-SELECT pg_temp.err($$SELECT ledger_complete_batch('hostile_l', '{k_failed}', ARRAY[(SELECT token FROM tok WHERE key = 'k_failed')])$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff => NULL)$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff => '-1 second')$$);
-SELECT pg_temp.err($$SELECT ledger_create('hostile_x', retry_backoff_max => '-1 hour')$$);
--- a role lacking grants on the extension's tables: 42501
-SET ROLE regress_hostile_nobody;
-SELECT pg_temp.err($$SELECT ledger_create('hostile_n')$$);
-SELECT pg_temp.err($$SELECT ledger_drop('hostile_l')$$);
-SELECT pg_temp.err($$SELECT ledger_record('hostile_l', 'n')$$);
-SELECT pg_temp.err($$SELECT ledger_claim_next('hostile_l', 5)$$);
-SELECT pg_temp.err($$SELECT ledger_complete('hostile_l', 'k_busy', (SELECT token FROM tok WHERE key = 'k_busy'))$$);
-SELECT pg_temp.err($$SELECT ledger_prune('hostile_l', '0 seconds')$$);
-SELECT pg_temp.err($$SELECT ledger_stats('hostile_l')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('hostile_cp', 9)$$);
-SELECT pg_temp.err($$SELECT checkpoint_get('hostile_cp')$$);
-RESET ROLE;
-SELECT * FROM ledger_now EXCEPT SELECT * FROM ledger_before;
-SELECT * FROM ledger_before EXCEPT SELECT * FROM ledger_now;
--- odd names (quotes, spaces, a tab, 63 and 64 bytes) are names like
--- any other, and two that differ only in case are two
-SELECT pg_temp.err($$SELECT ledger_create('we"ird'' name; --')$$);
-SELECT pg_temp.err($$SELECT ledger_record('we"ird'' name; --', 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_status('we"ird'' name; --', 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_create(' hostile_l ')$$);
-SELECT pg_temp.err($$SELECT ledger_record(' hostile_l ', 'k_done')$$);
-SELECT pg_temp.err($$SELECT ledger_create(repeat('l', 63))$$);
-SELECT pg_temp.err($$SELECT ledger_create(repeat('l', 64))$$);
-SELECT pg_temp.err($$SELECT ledger_record(repeat('l', 64), 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_status(repeat('l', 63), 'k')$$);
-SELECT pg_temp.err($$SELECT ledger_create('Hostile_L')$$);
-SELECT pg_temp.err($$SELECT ledger_create(E'hostile\tl')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance('we"ird'' name; --', 1)$$);
-SELECT pg_temp.err($$SELECT checkpoint_get('we"ird'' name; --')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance(repeat('c', 63), 2, '\x01')$$);
-SELECT pg_temp.err($$SELECT checkpoint_advance(repeat('c', 64), 3)$$);
-SELECT pg_temp.err($$SELECT checkpoint_get(repeat('c', 63))$$);
-SELECT pg_temp.err($$SELECT checkpoint_get(repeat('c', 62))$$);
--- (names and keys are in the "C" collation: the order is the same everywhere)
-SELECT name, key, status FROM ledger_now EXCEPT SELECT name, key, status FROM ledger_before ORDER BY 1, 2;
-SELECT count(*) AS dropped FROM (SELECT ledger_drop(name) FROM pgi_ledger WHERE name IN ('hostile_l', 'we"ird'' name; --', ' hostile_l ',
-	repeat('l', 63), repeat('l', 64), 'Hostile_L', E'hostile\tl')) d;
-DELETE FROM pgi_checkpoint WHERE name IN ('hostile_cp', 'we"ird'' name; --', repeat('c', 63), repeat('c', 64));
-
----------------------------------------------------------------------------
 -- the tally: how many calls, how many failed, and none with an internal
 -- error (class XX)
 ---------------------------------------------------------------------------
 SELECT * FROM tgt_now EXCEPT SELECT * FROM tgt_before;
-SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pg_temp.calls) AS calls,
-	(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pg_temp.calls_failed) AS failed,
-	(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pg_temp.calls_internal) AS internal_errors;
+
+SELECT * FROM pg_temp.tally();
 
 SET client_min_messages = warning;
 DROP SCHEMA hostile, hostile_evil, "we""ird.schema", locked_schema CASCADE;

@@ -5,7 +5,7 @@
 CREATE SCHEMA pgi_replace_where;
 SET search_path = pgi_replace_where, public;
 
-\i sql/include/err.sql
+\i test/regress/sql/include/err.sql
 
 CREATE TABLE usage (tenant_id int, day date, units int, tags text[]);
 INSERT INTO usage SELECT t, date '2025-01-01' + d, t * 10 + d, ARRAY['a']

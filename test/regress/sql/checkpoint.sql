@@ -35,7 +35,7 @@ SELECT checkpoint_advance('fp', 30) AS forward, checkpoint_advance('fp', 30, '\x
 SELECT position, fingerprint FROM pgi_checkpoint WHERE name = 'fp';
 
 -- errors, with their SQLSTATE
-\i sql/include/err.sql
+\i test/regress/sql/include/err.sql
 \pset format unaligned
 \pset tuples_only on
 -- a replayed batch whose contents changed: 22023 naming the checkpoint and position

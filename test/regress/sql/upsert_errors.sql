@@ -1,7 +1,7 @@
 -- idempotent_upsert: every error a caller can cause, with its SQLSTATE.
 -- None of them writes anything: the target is checked after each group.
 
-\i sql/include/err.sql
+\i test/regress/sql/include/err.sql
 
 \pset format unaligned
 \pset tuples_only on

@@ -1,6 +1,6 @@
 -- run_time() and run_date(): the pipeline's logical time in loaded data
 
-\i sql/include/err.sql
+\i test/regress/sql/include/err.sql
 \pset format unaligned
 
 -- unset, run_time() is an error with a hint, never the clock

@@ -6,7 +6,7 @@
 -- real difference between majors, so it lives in a file of its own with two
 -- expected files: infinite_interval.out (17 and later) and
 -- infinite_interval_1.out (15 and 16).
-\i sql/include/err.sql
+\i test/regress/sql/include/err.sql
 SELECT pg_temp.err($$SELECT ledger_create('infinite_l', lease => 'infinity')$$);
 SELECT pg_temp.err($$SELECT ledger_create('infinite_l', retention => 'infinity')$$);
 SELECT pg_temp.err($$SELECT ledger_create('infinite_l', retry_backoff => 'infinity')$$);
