@@ -109,6 +109,7 @@ typedef struct UpsertShape
 	PgiColumnList cols;
 	List	   *key;
 	List	   *upd;
+	List	   *set;
 	int			version;
 	char	   *sel;
 	char	   *sql[US_NSTATEMENTS];
@@ -1183,6 +1184,7 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 		plan->cols = kept->cols;
 		plan->key = kept->key;
 		plan->upd = kept->upd;
+		plan->set = kept->set;
 		plan->version = kept->version;
 		plan->sel = kept->sel;
 	}
@@ -1200,6 +1202,7 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 			kept->cols = pgi_columns_copy(&plan->cols);
 			kept->key = list_copy(plan->key);
 			kept->upd = list_copy(plan->upd);
+			kept->set = list_copy(plan->set);
 			kept->version = plan->version;
 			kept->sel = pstrdup(plan->sel);
 			MemoryContextSwitchTo(old);
