@@ -745,7 +745,9 @@ pgi_ledger_complete(PG_FUNCTION_ARGS)
  * The answer is then that second statement's keys, which include those
  * the first moved (they are done now, by this token).  A key the state
  * machine would still move (it changed between the two statements; we
- * hold its lock now) sends us round again.
+ * hold its lock now) sends us round again, at most KEY_TRIES times: a
+ * trigger on pgi_ledger_key that skips the update would send us round
+ * forever.
  */
 Datum
 pgi_ledger_complete_batch(PG_FUNCTION_ARGS)
@@ -759,6 +761,7 @@ pgi_ledger_complete_batch(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	bool		again;
+	int			rounds = 0;
 	uint64		i;
 
 	require_same_length(keys, tokens, "tokens");
@@ -776,6 +779,15 @@ pgi_ledger_complete_batch(PG_FUNCTION_ARGS)
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (++rounds > KEY_TRIES)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("could not complete keys of ledger \"%s\"", name),
+					 errdetail_plural("Completing them was tried %d time, and some keys were left to complete each time.",
+									  "Completing them was tried %d times, and some keys were left to complete each time.",
+									  KEY_TRIES, KEY_TRIES),
+					 errhint("A trigger on table \"%s\" may be skipping the update; otherwise retry the transaction.",
+							 get_rel_name(pgi_ledger_tables(call.nspid)->keys))));
 		again = false;
 		pgi_ledger_sql_complete_batch(&call, PG_GETARG_DATUM(0), keys, tokens,
 									  results);

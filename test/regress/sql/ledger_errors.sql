@@ -212,3 +212,21 @@ SELECT ledger_record('e', 'hostile'), ledger_record('e', 'hostile'), ledger_stat
 SELECT count(*) AS rows_in_evil FROM ledger_evil.pgi_ledger_key;
 RESET search_path;
 DROP SCHEMA ledger_evil CASCADE;
+
+-- a trigger on pgi_ledger_key that skips updates: ledger_complete_batch
+-- gives up after a bounded number of rounds (55000) instead of spinning
+SELECT ledger_create('skip');
+SELECT ledger_enqueue('skip', ARRAY['a', 'b']);
+CREATE TEMP TABLE skip_claims AS SELECT * FROM ledger_claim_next('skip', 2);
+CREATE FUNCTION pg_temp.skip_done() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.status = 'done' THEN RETURN NULL; END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER skip_done BEFORE UPDATE ON pgi_ledger_key FOR EACH ROW EXECUTE FUNCTION pg_temp.skip_done();
+SET statement_timeout = '20s';  -- before the bound, the call spun until this
+SELECT pg_temp.err($$SELECT ledger_complete_batch('skip', ARRAY(SELECT key FROM skip_claims ORDER BY key), ARRAY(SELECT token FROM skip_claims ORDER BY key))$$);
+RESET statement_timeout;
+DROP TRIGGER skip_done ON pgi_ledger_key;
+SELECT * FROM ledger_complete_batch('skip', ARRAY(SELECT key FROM skip_claims ORDER BY key), ARRAY(SELECT token FROM skip_claims ORDER BY key)) ORDER BY 1;
+SELECT ledger_drop('skip');
