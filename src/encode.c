@@ -97,7 +97,8 @@ typedef enum PgiFamily
 	FAM_FLOAT4,
 	FAM_FLOAT8,
 	FAM_TEXT,					/* varlena text: text, varchar */
-	FAM_BPCHAR,					/* varlena text whose trailing spaces don't count */
+	FAM_BPCHAR,					/* varlena text whose trailing spaces don't
+								 * count */
 	FAM_NAME,
 	FAM_CSTRING,				/* unknown-type literals, cstring */
 	FAM_BYTEA,
@@ -935,7 +936,7 @@ pgi_encode_datum(StringInfo buf, PgiEncoder *enc, Datum value, bool isnull)
 
 				lenpos = begin_value(buf, TAG_BYTEA);
 				append_bytes(buf, VARDATA_ANY(b),
-									   VARSIZE_ANY_EXHDR(b));
+							 VARSIZE_ANY_EXHDR(b));
 				end_value(buf, lenpos);
 				if ((Pointer) b != DatumGetPointer(value))
 					pfree(b);
@@ -960,8 +961,8 @@ pgi_encode_datum(StringInfo buf, PgiEncoder *enc, Datum value, bool isnull)
 		case FAM_UUID:
 			lenpos = begin_value(buf, TAG_UUID);
 			append_bytes(buf,
-								   (char *) DatumGetUUIDP(value)->data,
-								   UUID_LEN);
+						 (char *) DatumGetUUIDP(value)->data,
+						 UUID_LEN);
 			end_value(buf, lenpos);
 			break;
 		case FAM_JSONB:

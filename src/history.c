@@ -392,8 +392,8 @@ build_statement(HistoryPlan *plan)
 	appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
 
 	/*
-	 * x: the source rows whose covering version V is absent or differs;
-	 * read only if the checks passed.  An identical replay keeps none.
+	 * x: the source rows whose covering version V is absent or differs; read
+	 * only if the checks passed.  An identical replay keeps none.
 	 */
 	appendStringInfoString(&q, ", x AS (SELECT ");
 	pgi_append_column_list(&q, "s", &plan->cols, NIL);
@@ -409,11 +409,10 @@ build_statement(HistoryPlan *plan)
 
 	/*
 	 * j: x with P (only without V, or with V starting at as_of) and N (only
-	 * without V, or with V ending), and what is to be done:
-	 *	cs	2: V starts before as_of, 3: V starts at as_of, 4: no V;
-	 *	lm	P ends at as_of and is identical: P absorbs the change;
-	 *	rm	N starts where the changed piece ends and is identical;
-	 *	e	where the changed piece ends (NULL: never).
+	 * without V, or with V ending), and what is to be done: cs	2: V starts
+	 * before as_of, 3: V starts at as_of, 4: no V; lm	P ends at as_of and is
+	 * identical: P absorbs the change; rm	N starts where the changed piece
+	 * ends and is identical; e	where the changed piece ends (NULL: never).
 	 */
 	appendStringInfoString(&q, ", j AS (SELECT y.*, CASE WHEN ");
 	appendStringInfo(&q, "y.%s IS NULL THEN 4 WHEN y.%s OPERATOR(pg_catalog.=) $1 THEN 3 ELSE 2 END AS %s, ",
@@ -458,8 +457,8 @@ build_statement(HistoryPlan *plan)
 	}
 
 	/*
-	 * o: the version rows to delete (1), shrink (2) or grow (3), each
-	 * named by key and start, with its new bounds.
+	 * o: the version rows to delete (1), shrink (2) or grow (3), each named
+	 * by key and start, with its new bounds.
 	 */
 	appendStringInfoString(&q, ", o AS (SELECT NULL::pg_catalog.int4 AS k, ");
 	for (i = 0; i < list_length(plan->key); i++)
@@ -705,8 +704,8 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	pgi_progress_begin(&plan.progress, "idempotent_history", plan.target->displayname);
 
 	/*
-	 * A batch under a quarter of the table probes the key's index per row
-	 * (as the upsert does); not with deletes => 'close', which reads every
+	 * A batch under a quarter of the table probes the key's index per row (as
+	 * the upsert does); not with deletes => 'close', which reads every
 	 * version covering as_of anyway.
 	 */
 	if (!plan.close)
@@ -745,8 +744,8 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	 * Every version row planned is found by its key, start and end as they
 	 * were read; fewer means another writer changed one since (history
 	 * writers wait for each other, but any other UPDATE or DELETE of the
-	 * table does not), and what was written no longer follows from what
-	 * was read.
+	 * table does not), and what was written no longer follows from what was
+	 * read.
 	 */
 	if (!plan.dry_run && written != ops + rewrites + inserted)
 		ereport(ERROR,

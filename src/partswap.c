@@ -564,8 +564,8 @@ build_indexes(Oid leaf, const char *oldq, const char *newq)
 		{
 			/*
 			 * pg_get_indexdef prints "CREATE [UNIQUE] INDEX name ON
-			 * schema.table USING ..."; everything from USING on is the
-			 * index itself.
+			 * schema.table USING ..."; everything from USING on is the index
+			 * itself.
 			 */
 			char	   *head = psprintf(" INDEX %s ON %s USING ",
 										quote_identifier(oldname[i]), oldq);
@@ -864,8 +864,8 @@ window_once(void *arg)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	/*
-	 * Top down, as readers lock them; ONLY: the other partitions need no
-	 * lock of ours.
+	 * Top down, as readers lock them; ONLY: the other partitions need no lock
+	 * of ours.
 	 */
 	initStringInfo(&lock);
 	appendStringInfo(&lock, "LOCK TABLE ONLY %s", w->target->qualname);
@@ -879,7 +879,10 @@ window_once(void *arg)
 	run_utility(lock.data);
 	w->granted = GetCurrentTimestamp();
 
-	/* a trigger or policy added since the swap was planned: see pgi_swap_check */
+	/*
+	 * a trigger or policy added since the swap was planned: see
+	 * pgi_swap_check
+	 */
 	refusal = write_path_refusal(w->target->relid, w->st->leaves);
 	if (refusal != NULL)
 		ereport(ERROR,

@@ -1460,6 +1460,7 @@ parse_predicate(PgiRelation *target, const char *text, List **reads)
 	 */
 	errcallback.callback = predicate_error_context;
 	errcallback.arg = (void *) text;
+
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 	rel = relation_open(target->relid, NoLock);

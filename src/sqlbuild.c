@@ -142,7 +142,10 @@ pgi_append_assignment_cast(StringInfo buf, const char *alias,
 	int32		basetypmod = typmod;
 	Oid			funcid = InvalidOid;
 
-	/* a domain over varchar(3) carries its length in the domain, not the column */
+	/*
+	 * a domain over varchar(3) carries its length in the domain, not the
+	 * column
+	 */
 	if (typmod < 0)
 		basetype = getBaseTypeAndTypmod(typid, &basetypmod);
 
@@ -400,6 +403,7 @@ pgi_append_image_differs(StringInfo buf, const char *left, const char *right,
 		appendStringInfoString(buf, differs ? "false" : "true");
 		return;
 	}
+
 	/*
 	 * A function call, not OPERATOR(*<>): between two ROW() constructors the
 	 * parser would expand an operator column by column.

@@ -80,9 +80,15 @@ typedef struct UpsertSource
 	const char *name;			/* for messages */
 	PgiColumnList columns;
 	PgiParams	params;
-	Oid			relid;			/* a relation source; invalid for a query or JSON */
-	double		rows;			/* its size, if known before it is read; else -1 */
-	/* what identifies the source in a call shape (callcache.c); NULL: not kept */
+	Oid			relid;			/* a relation source; invalid for a query or
+								 * JSON */
+	double		rows;			/* its size, if known before it is read; else
+								 * -1 */
+
+	/*
+	 * what identifies the source in a call shape (callcache.c); NULL: not
+	 * kept
+	 */
 	StringInfo	shape;
 	/* on a shape's first call: fill in from and columns (a JSON source) */
 	void		(*describe) (struct UpsertSource *source, PgiRelation *target);
@@ -122,16 +128,20 @@ typedef struct UpsertPlan
 	PgiColumnList cols;			/* target columns the source supplies */
 	List	   *key;			/* positions in cols */
 	List	   *upd;			/* positions in cols compared: all */
-	List	   *set;			/* positions in cols set: all but an image-equal key */
+	List	   *set;			/* positions in cols set: all but an
+								 * image-equal key */
 	int			version;		/* position in cols, or -1 */
 	bool		keep_last;		/* on_duplicate => 'last' */
 	bool		dry_run;
 	char	   *sel;			/* SELECT of cols, in target types */
 	bool		materialize;	/* evaluate the source once: a query or JSON */
 	bool		probe;			/* batch small against the table: index probes */
-	Oid			relids[2];		/* target and source, whose invalidation forgets plans */
-	PgiCallShape *shape;		/* the call's shape, when it is kept; else NULL */
-	Snapshot	snapshot;		/* the one moment the call reads its inputs as of */
+	Oid			relids[2];		/* target and source, whose invalidation
+								 * forgets plans */
+	PgiCallShape *shape;		/* the call's shape, when it is kept; else
+								 * NULL */
+	Snapshot	snapshot;		/* the one moment the call reads its inputs as
+								 * of */
 	PgiProgress progress;
 } UpsertPlan;
 
@@ -182,12 +192,12 @@ plan_key_and_version(UpsertPlan *plan, ArrayType *key, const char *version)
 	 * A matched row is compared in every source column, the key's included:
 	 * key values equal under the index's operator can still differ in image
 	 * (1.5 and 1.500, 'A' and 'a' under a case-insensitive collation), and
-	 * the table must end holding exactly what the source says.  Such a key
-	 * is overwritten too.  A key whose equal values are identical images
-	 * (integers, dates, text under a deterministic collation) is not SET:
-	 * it cannot change, and an UPDATE that names an indexed column tells
-	 * the index to expect a new key, which costs page splits where a row
-	 * that keeps its key would not.
+	 * the table must end holding exactly what the source says.  Such a key is
+	 * overwritten too.  A key whose equal values are identical images
+	 * (integers, dates, text under a deterministic collation) is not SET: it
+	 * cannot change, and an UPDATE that names an indexed column tells the
+	 * index to expect a new key, which costs page splits where a row that
+	 * keeps its key would not.
 	 */
 	plan->upd = NIL;
 	plan->set = NIL;
@@ -207,7 +217,11 @@ plan_key_and_version(UpsertPlan *plan, ArrayType *key, const char *version)
 			if (!key_is_image || !list_member_int(plan->key, i))
 				plan->set = lappend_int(plan->set, i);
 		}
-		/* a source of key columns alone never changes a row; SET must name one */
+
+		/*
+		 * a source of key columns alone never changes a row; SET must name
+		 * one
+		 */
 		if (plan->set == NIL)
 			plan->set = list_copy(plan->upd);
 	}
@@ -416,6 +430,7 @@ build_merge(UpsertPlan *plan)
 {
 	StringInfoData q;
 	const char *cls = j_column_name(plan, "pgi_class");
+
 	/*
 	 * A plain table's matched row is updated where j found it; reading its
 	 * ctid takes SELECT on the whole table, not only on some columns.
@@ -538,10 +553,10 @@ build_merge(UpsertPlan *plan)
 
 		/*
 		 * The row j found, by its ctid: no second probe of the key's index.
-		 * The key is matched too: a row updated concurrently is rechecked
-		 * in its new version by the key and the change, as before (a TID
-		 * scan does not recheck the ctid), and one deleted is skipped, which
-		 * the count of updated rows shows.
+		 * The key is matched too: a row updated concurrently is rechecked in
+		 * its new version by the key and the change, as before (a TID scan
+		 * does not recheck the ctid), and one deleted is skipped, which the
+		 * count of updated rows shows.
 		 */
 		if (tid != NULL)
 			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
@@ -556,9 +571,9 @@ build_merge(UpsertPlan *plan)
 	}
 
 	/*
-	 * i runs to completion unread; unless a trigger can skip rows, it
-	 * inserts every row it is given or fails, so k.n1 counts it, and its
-	 * rows need not go through RETURNING into a tuplestore.
+	 * i runs to completion unread; unless a trigger can skip rows, it inserts
+	 * every row it is given or fails, so k.n1 counts it, and its rows need
+	 * not go through RETURNING into a tuplestore.
 	 */
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, c.nd, k.n1, k.n2, k.n3, %s, %s, ",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
@@ -1000,11 +1015,11 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 		/*
 		 * The UPDATE found fewer rows than the classification counted as
 		 * changed: a concurrent writer got there between, and one of its
-		 * changes may have taken a row out from under our UPDATE (deleted
-		 * and re-inserted it, as a replace does), which READ COMMITTED
-		 * skips without a word.  One pass of the safe path decides every
-		 * row again against the committed table; rows already written are
-		 * identical by now and left alone.
+		 * changes may have taken a row out from under our UPDATE (deleted and
+		 * re-inserted it, as a replace does), which READ COMMITTED skips
+		 * without a word.  One pass of the safe path decides every row again
+		 * against the committed table; rows already written are identical by
+		 * now and left alone.
 		 */
 		if (w.updated < w.changed)
 		{
@@ -1119,8 +1134,8 @@ upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *source)
 				 errhint("Valid values are \"error\" and \"last\".")));
 
 	/*
-	 * A batch under a quarter of the table probes the key's index per row.
-	 * A query's size is not known before it runs: the planner decides.
+	 * A batch under a quarter of the table probes the key's index per row. A
+	 * query's size is not known before it runs: the planner decides.
 	 */
 	if (source->rows >= 0)
 	{
@@ -1211,8 +1226,8 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 	}
 
 	/*
-	 * Every statement of the call reads its inputs as of this one moment:
-	 * a source changed while the call runs is seen as it was at its start.
+	 * Every statement of the call reads its inputs as of this one moment: a
+	 * source changed while the call runs is seen as it was at its start.
 	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
 	 */
 	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
