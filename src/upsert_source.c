@@ -1,0 +1,367 @@
+/*-------------------------------------------------------------------------
+ *
+ * upsert_source.c
+ *	  idempotent_upsert_query and idempotent_upsert_json: the sources that
+ *	  are not a relation.  A query must be one SELECT that locks no rows; a
+ *	  JSON array's objects are scanned once, in C, for their keys, which
+ *	  become the column list of jsonb_to_recordset($1).  Both then run as
+ *	  upsert.c's call, with the source evaluated once (MATERIALIZED).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parser.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/plancache.h"
+#include "utils/varlena.h"
+
+#include "upsert.h"
+
+PG_FUNCTION_INFO_V1(pgi_idempotent_upsert_query);
+PG_FUNCTION_INFO_V1(pgi_idempotent_upsert_json);
+
+/*
+ * The query must be exactly one SELECT (or VALUES): it is embedded as a
+ * subquery, so anything else would either fail obscurely or, worse, run.
+ */
+static char *
+single_select(const char *query)
+{
+	List	   *raw;
+	RawStmt    *stmt;
+
+	raw = raw_parser(query, RAW_PARSE_DEFAULT);
+	if (list_length(raw) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("query must be exactly one SELECT statement"),
+				 errdetail_plural("It contains %d statement.",
+								  "It contains %d statements.",
+								  list_length(raw), list_length(raw))));
+	stmt = linitial_node(RawStmt, raw);
+	if (!IsA(stmt->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("query must be a SELECT statement"),
+				 errdetail("The statement is %s.",
+						   GetCommandTagName(CreateCommandTag(stmt->stmt)))));
+	if (stmt->stmt_len > 0)
+		return pnstrdup(query + stmt->stmt_location, stmt->stmt_len);
+	return pstrdup(query + stmt->stmt_location);
+}
+
+/*
+ * The query is only read: a locking clause (FOR UPDATE, FOR SHARE) at any
+ * level is refused, with the error SPI gives a read-only statement that
+ * has one.  (The call's statement writes the target, so SPI no longer
+ * refuses it for us.)
+ */
+static bool
+query_locks_rows(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->rowMarks != NIL)
+		{
+			*(LockClauseStrength *) context =
+				linitial_node(RowMarkClause, q->rowMarks)->strength;
+			return true;
+		}
+		return query_tree_walker(q, query_locks_rows, context, 0);
+	}
+	return expression_tree_walker(node, query_locks_rows, context);
+}
+
+static void
+refuse_locking(Query *query)
+{
+	LockClauseStrength strength = LCS_NONE;
+	CommandTag	tag;
+
+	if (!query_locks_rows((Node *) query, &strength))
+		return;
+	switch (strength)
+	{
+		case LCS_FORKEYSHARE:
+			tag = CMDTAG_SELECT_FOR_KEY_SHARE;
+			break;
+		case LCS_FORSHARE:
+			tag = CMDTAG_SELECT_FOR_SHARE;
+			break;
+		case LCS_FORNOKEYUPDATE:
+			tag = CMDTAG_SELECT_FOR_NO_KEY_UPDATE;
+			break;
+		default:
+			tag = CMDTAG_SELECT_FOR_UPDATE;
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	/* translator: %s is a SQL statement name */
+			 errmsg("%s is not allowed in a non-volatile function",
+					GetCommandTagName(tag))));
+}
+
+Datum
+pgi_idempotent_upsert_query(PG_FUNCTION_ARGS)
+{
+	PgiRelation *target;
+	UpsertSource *source = pgi_upsert_source_new();
+	char	   *query;
+	SPIPlanPtr	prepared;
+	CachedPlanSource *ps;
+	int			i;
+
+	pgi_require_arg(fcinfo, 0, "target");
+	pgi_require_arg(fcinfo, 1, "query");
+	target = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_WRITE, "target");
+	query = single_select(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+
+	SPI_connect();
+	prepared = SPI_prepare(query, 0, NULL);
+	if (prepared == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	ps = linitial(SPI_plan_get_plan_sources(prepared));
+	if (ps->resultDesc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("query returns no rows")));
+	refuse_locking(linitial_node(Query, ps->query_list));
+	source->name = "query";
+	source->columns = pgi_columns_from_tupdesc(ps->resultDesc);
+	for (i = 0; i < source->columns.ncols; i++)
+		source->columns.cols[i].attnum = 0;
+	/* the newline ends a trailing -- comment before our closing paren */
+	appendStringInfo(&source->from, "(%s\n) s0", query);
+	SPI_freeplan(prepared);
+
+	pgi_upsert_run(fcinfo, target, source);
+	SPI_finish();
+	PG_RETURN_NULL();
+}
+
+/* A key of a JSON object, pointing into the jsonb it came from. */
+typedef struct JsonKey
+{
+	const char *str;
+	int			len;
+} JsonKey;
+
+static uint32
+json_key_hash(const void *key, Size keysize)
+{
+	const JsonKey *k = (const JsonKey *) key;
+
+	return hash_bytes((const unsigned char *) k->str, k->len);
+}
+
+static int
+json_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const JsonKey *a = (const JsonKey *) key1;
+	const JsonKey *b = (const JsonKey *) key2;
+
+	return (a->len == b->len && memcmp(a->str, b->str, a->len) == 0) ? 0 : 1;
+}
+
+static int
+json_key_cmp(const void *a, const void *b)
+{
+	const JsonKey *x = (const JsonKey *) a;
+	const JsonKey *y = (const JsonKey *) b;
+
+	return varstr_cmp(x->str, x->len, y->str, y->len, DEFAULT_COLLATION_OID);
+}
+
+/*
+ * One pass over the array, in C: counts its elements, refuses any that is
+ * not an object, and returns the distinct keys of the objects, sorted as
+ * ORDER BY sorts text.  Nothing per row is kept: the keys point into the
+ * jsonb, and each object's iterator is freed as it ends.
+ */
+static int64
+json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	HASH_SEQ_STATUS status;
+	JsonKey    *entry;
+	JsonKey    *sorted;
+	int64		nrows = 0;
+	int64		not_objects = 0;
+	int			nkeys;
+	int			i;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(JsonKey);
+	ctl.entrysize = sizeof(JsonKey);
+	ctl.hash = json_key_hash;
+	ctl.match = json_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("pg_idempotent JSON keys", 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	it = JsonbIteratorInit(&rows->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbIterator *oit;
+		JsonbValue	k;
+		JsonbIteratorToken otok;
+
+		if (tok != WJB_ELEM)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		nrows++;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		{
+			not_objects++;
+			continue;
+		}
+		oit = JsonbIteratorInit(v.val.binary.data);
+		while ((otok = JsonbIteratorNext(&oit, &k, true)) != WJB_DONE)
+		{
+			JsonKey		key;
+
+			if (otok != WJB_KEY)
+				continue;
+			key.str = k.val.string.val;
+			key.len = k.val.string.len;
+			(void) hash_search(seen, &key, HASH_ENTER, NULL);
+		}
+	}
+	if (not_objects > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"rows\" must be a JSON array of objects"),
+				 errdetail_plural("%lld of its elements is not an object.",
+								  "%lld of its elements are not objects.",
+								  not_objects, (long long) not_objects)));
+
+	nkeys = (int) hash_get_num_entries(seen);
+	sorted = palloc(sizeof(JsonKey) * Max(nkeys, 1));
+	i = 0;
+	hash_seq_init(&status, seen);
+	while ((entry = (JsonKey *) hash_seq_search(&status)) != NULL)
+		sorted[i++] = *entry;
+	qsort(sorted, nkeys, sizeof(JsonKey), json_key_cmp);
+	*keys_out = palloc(sizeof(char *) * Max(nkeys, 1));
+	for (i = 0; i < nkeys; i++)
+		(*keys_out)[i] = pnstrdup(sorted[i].str, sorted[i].len);
+	*nkeys_out = nkeys;
+	hash_destroy(seen);
+	return nrows;
+}
+
+/*
+ * A JSON source's columns are its keys, each of the type of the target's
+ * column of that name: jsonb_to_recordset($1) with that column list.
+ */
+static void
+json_describe(UpsertSource *source, PgiRelation *target)
+{
+	int			i;
+
+	source->columns.ncols = 0;
+	source->columns.cols = palloc0(sizeof(PgiColumn) * source->nkeys);
+	appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1) s0(");
+	for (i = 0; i < source->nkeys; i++)
+	{
+		char	   *name = source->keys[i];
+		int			t = pgi_column_index(&target->columns, name);
+		PgiColumn  *col;
+
+		CHECK_FOR_INTERRUPTS();
+		if (t < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key \"%s\" of argument \"rows\" is not a column of \"%s\"",
+							name, target->displayname),
+					 errhint("Every key of every object must name a column of the target.")));
+		col = &source->columns.cols[source->columns.ncols++];
+		*col = target->columns.cols[t];
+		if (i > 0)
+			appendStringInfoString(&source->from, ", ");
+		pgi_append_ident(&source->from, col->name);
+		appendStringInfoChar(&source->from, ' ');
+		pgi_append_type(&source->from, col->typid, col->typmod);
+	}
+	appendStringInfoChar(&source->from, ')');
+}
+
+Datum
+pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
+{
+	PgiRelation *target;
+	UpsertSource *source = pgi_upsert_source_new();
+	Jsonb	   *rows;
+	char	  **keys;
+	int			nkeys;
+	int64		nrows;
+	int			i;
+
+	pgi_require_arg(fcinfo, 0, "target");
+	pgi_require_arg(fcinfo, 1, "rows");
+	target = pgi_relation_open(PG_GETARG_OID(0), PGI_REL_WRITE, "target");
+	rows = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_ARRAY(rows) || JB_ROOT_IS_SCALAR(rows))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"rows\" must be a JSON array of objects")));
+
+	source->name = "rows";
+	pgi_params_add(&source->params, JSONBOID, PointerGetDatum(rows));
+
+	SPI_connect();
+
+	/* the columns are the union of the objects' keys */
+	nrows = json_scan(rows, &keys, &nkeys);
+	if (nrows == 0)
+	{
+		/* nothing to merge: an empty batch is a valid, empty replay */
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		pgi_require_arg(fcinfo, 4, "on_duplicate");
+		pgi_require_arg(fcinfo, 5, "dry_run");
+		for (i = 0; i < 5; i++)
+			values[i] = Int64GetDatum(0);
+		/* before SPI_finish, which frees the int8s where they are pointers */
+		pgi_return_row(fcinfo, values, nulls);
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	if (nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the objects in argument \"rows\" have no keys")));
+	source->rows = nrows;
+
+	source->keys = keys;
+	source->nkeys = nkeys;
+	source->describe = json_describe;
+	/* the shape: the keys, in their sorted order, each ended by a zero byte */
+	source->shape = makeStringInfo();
+	for (i = 0; i < nkeys; i++)
+		appendBinaryStringInfo(source->shape, keys[i], strlen(keys[i]) + 1);
+
+	pgi_upsert_run(fcinfo, target, source);
+	SPI_finish();
+	PG_RETURN_NULL();
+}

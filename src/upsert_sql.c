@@ -1,0 +1,431 @@
+/*-------------------------------------------------------------------------
+ *
+ * upsert_sql.c
+ *	  The text of the upsert's statements: the one statement of the common
+ *	  case (checks, classification and writes as one CTE), the first load
+ *	  into an empty table, the safe path's INSERT ... ON CONFLICT, and the
+ *	  emptiness probe.  Each is built once per call shape and kept
+ *	  (callcache.c); upsert.c decides which runs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+#include "upsert.h"
+
+/* s.version > t.version, with the version type's own operator */
+static void
+append_version_compare(StringInfo buf, UpsertPlan *plan, const char *s,
+					   int strategy, const char *t)
+{
+	PgiColumn  *v = &plan->cols.cols[plan->version];
+
+	pgi_append_column(buf, s, v);
+	appendStringInfoChar(buf, ' ');
+	pgi_append_operator(buf, pgi_type_operator(v->typid, strategy, v->name));
+	appendStringInfoChar(buf, ' ');
+	pgi_append_column(buf, t, v);
+}
+
+/*
+ * The condition under which source row s overwrites existing row t: a
+ * greater version (or a target row with none), or without versions any
+ * difference in binary image.
+ */
+static void
+append_changed(StringInfo buf, UpsertPlan *plan, const char *t, const char *s)
+{
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(buf, "(");
+		pgi_append_column(buf, t, &plan->cols.cols[plan->version]);
+		appendStringInfoString(buf, " IS NULL OR ");
+		append_version_compare(buf, plan, s, BTGreaterStrategyNumber, t);
+		appendStringInfoString(buf, ")");
+	}
+	else
+		pgi_append_image_differs(buf, t, s, &plan->cols, plan->upd, true);
+}
+
+/* key columns as "s.k1, s.k2" */
+static void
+append_key_list(StringInfo buf, UpsertPlan *plan, const char *alias)
+{
+	pgi_append_column_list(buf, alias, &plan->cols, plan->key);
+}
+
+/* the key as one sortable value: the column itself, or ROW(k1, k2, ...) */
+static void
+append_key_row(StringInfo buf, UpsertPlan *plan, const char *alias)
+{
+	pgi_append_row_value(buf, alias, &plan->cols, plan->key);
+}
+
+/* ROW(alias.k1, ...)::text, the key as a message shows it */
+static void
+append_key_text(StringInfo buf, UpsertPlan *plan, const char *alias)
+{
+	pgi_append_row_text(buf, alias, &plan->cols, plan->key);
+}
+
+
+/* the found/not-found test on the outer-joined target row */
+static void
+append_found(StringInfo buf, UpsertPlan *plan, const char *t, bool found)
+{
+	pgi_append_column(buf, t, &plan->cols.cols[linitial_int(plan->key)]);
+	appendStringInfoString(buf, found ? " IS NOT NULL" : " IS NULL");
+}
+
+/* SET u1 = <from>.u1, ... */
+static void
+append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
+{
+	ListCell   *lc;
+
+	foreach(lc, plan->set)
+	{
+		PgiColumn  *col = &plan->cols.cols[lfirst_int(lc)];
+
+		if (lc != list_head(plan->set))
+			appendStringInfoString(buf, ", ");
+		pgi_append_ident(buf, col->name);
+		appendStringInfoString(buf, " = ");
+		pgi_append_column(buf, from, col);
+	}
+}
+
+/* a column name for j's own columns, unused by the source's columns */
+static char *
+j_column_name(UpsertPlan *plan, const char *base)
+{
+	char	   *name = pstrdup(base);
+
+	while (pgi_column_index(&plan->cols, name) >= 0)
+		name = psprintf("%s_", name);
+	return name;
+}
+
+/* , e AS (the newest row of each key of s, for on_duplicate => 'last') */
+static void
+append_newest_per_key(StringInfo q, UpsertPlan *plan)
+{
+	appendStringInfoString(q, ", e AS (SELECT DISTINCT ON (");
+	append_key_list(q, plan, "s");
+	appendStringInfoString(q, ") ");
+	pgi_append_column_list(q, "s", &plan->cols, NIL);
+	appendStringInfoString(q, " FROM s ORDER BY ");
+	append_key_list(q, plan, "s");
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(q, ", ");
+		pgi_append_column(q, "s", &plan->cols.cols[plan->version]);
+		appendStringInfoString(q, " DESC");
+	}
+	appendStringInfoChar(q, ')');
+}
+
+
+/*
+ * Whether a plain INSERT into the target can insert fewer rows than it is
+ * given without an error: only a BEFORE ROW trigger that returns NULL can
+ * (a partition may have one of its own).  Otherwise the rows classified new
+ * are the rows inserted, and the INSERT need not count them.
+ */
+static bool
+insert_may_skip_rows(UpsertPlan *plan)
+{
+	Relation	rel;
+	bool		skip;
+
+	if (plan->target->relkind != RELKIND_RELATION)
+		return true;
+	rel = relation_open(plan->target->relid, NoLock);
+	skip = rel->trigdesc != NULL && rel->trigdesc->trig_insert_before_row;
+	relation_close(rel, NoLock);
+	return skip;
+}
+
+
+/*
+ * The one statement of a call, in the common case:
+ *
+ *	s	the source in the target's types; MATERIALIZED for a query or JSON
+ *		source, so it is evaluated once, while a relation is simply read
+ *		again (in the same snapshot, so the same rows);
+ *	c	the checks: one aggregate over s counting rows, null keys, null
+ *		versions and distinct keys;
+ *	d	the duplicated keys, and tie the key whose newest rows differ:
+ *		only read when c found duplicates (a CTE runs when first read);
+ *	e	with on_duplicate => 'last', the newest row of each key;
+ *	j	the rows to write (1 new, 2 changed) and the stale ones (3), from e
+ *		LEFT JOIN the target; read only if the checks passed, so that
+ *		nothing is written otherwise.  Unchanged rows are dropped here, so
+ *		an identical replay keeps no row and writes nothing;
+ *	u	UPDATE of the changed rows, rechecking that they still differ;
+ *	i	plain INSERT of the new rows;
+ *
+ * and one row of counts, with what the error messages need when the
+ * checks failed.  Every part reads the statement's one snapshot.
+ */
+
+char *
+pgi_upsert_build_merge(UpsertPlan *plan)
+{
+	StringInfoData q;
+	const char *cls = j_column_name(plan, "pgi_class");
+
+	/*
+	 * A plain table's matched row is updated where j found it; reading its
+	 * ctid takes SELECT on the whole table, not only on some columns.
+	 */
+	const char *tid = (plan->target->relkind == RELKIND_RELATION &&
+					   pg_class_aclcheck(plan->target->relid, GetUserId(),
+										 ACL_SELECT) == ACLCHECK_OK) ?
+		j_column_name(plan, "pgi_tid") : NULL;
+	const char *ok_dups;
+	bool		count_inserts = insert_may_skip_rows(plan);
+	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "
+		"AND c.nv OPERATOR(pg_catalog.=) 0";
+
+	initStringInfo(&q);
+	if (plan->probe)
+		appendStringInfoString(&q, "/* pg_idempotent: batch small against the table: index probes */ ");
+	appendStringInfo(&q, "WITH s AS %sMATERIALIZED (%s)",
+					 plan->materialize ? "" : "NOT ", plan->sel);
+
+	/* c: count(DISTINCT) sorts, several times cheaper than hashing */
+	appendStringInfoString(&q, ", c AS (SELECT pg_catalog.count(*) AS n, "
+						   "pg_catalog.count(*) FILTER (WHERE ");
+	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
+	appendStringInfoString(&q, ") AS nk, ");
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE ");
+		pgi_append_column(&q, "s", &plan->cols.cols[plan->version]);
+		appendStringInfoString(&q, " IS NULL)");
+	}
+	else
+		appendStringInfoString(&q, "0::pg_catalog.int8");
+	appendStringInfoString(&q, " AS nv, pg_catalog.count(*) FILTER (WHERE NOT ");
+	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
+	appendStringInfoString(&q, ") AS nn, pg_catalog.count(DISTINCT ");
+	append_key_row(&q, plan, "s");
+	appendStringInfoString(&q, ") FILTER (WHERE NOT ");
+	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
+	appendStringInfoString(&q, ") AS nd FROM s)");
+
+	if (!plan->keep_last)
+	{
+		appendStringInfoString(&q, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
+		append_key_text(&q, plan, "g");
+		appendStringInfoString(&q, ") AS ex FROM (SELECT ");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, " FROM s GROUP BY ");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
+		ok_dups = "c.nd OPERATOR(pg_catalog.=) c.nn";
+	}
+	else
+	{
+		StringInfoData win;
+
+		/* the window every row of a key shares, newest version first */
+		initStringInfo(&win);
+		appendStringInfoString(&win, "PARTITION BY ");
+		append_key_list(&win, plan, "s");
+		if (plan->version >= 0)
+		{
+			appendStringInfoString(&win, " ORDER BY ");
+			pgi_append_column(&win, "s", &plan->cols.cols[plan->version]);
+			appendStringInfoString(&win, " DESC");
+		}
+		/* rows tied for newest must be identical, or there is no answer */
+		appendStringInfoString(&q, ", tie AS (SELECT ");
+		append_key_text(&q, plan, "d");
+		appendStringInfoString(&q, " AS ex FROM (SELECT ");
+		append_key_list(&q, plan, "s");
+		appendStringInfoString(&q, ", ROW(");
+		pgi_append_column_list(&q, "s", &plan->cols, NIL);
+		appendStringInfoString(&q, ") AS img, pg_catalog.first_value(ROW(");
+		pgi_append_column_list(&q, "s", &plan->cols, NIL);
+		appendStringInfo(&q, ")) OVER w AS top, pg_catalog.rank() OVER w AS rk "
+						 "FROM s WINDOW w AS (%s)) d "
+						 "WHERE d.rk OPERATOR(pg_catalog.=) 1 "
+						 "AND pg_catalog.record_image_ne(d.img, d.top) LIMIT 1)",
+						 win.data);
+
+		append_newest_per_key(&q, plan);
+		ok_dups = "(c.nd OPERATOR(pg_catalog.=) c.nn OR NOT EXISTS (SELECT FROM tie))";
+	}
+
+	/* j: classify, keeping only what is to be written or counted stale */
+	appendStringInfoString(&q, ", j AS (SELECT * FROM (SELECT ");
+	pgi_append_column_list(&q, "e", &plan->cols, NIL);
+	appendStringInfoString(&q, ", CASE WHEN ");
+	append_found(&q, plan, "t", false);
+	appendStringInfoString(&q, " THEN 1 WHEN ");
+	append_changed(&q, plan, "t", "e");
+	appendStringInfoString(&q, " THEN 2 ");
+	if (plan->version >= 0)
+	{
+		appendStringInfoString(&q, "WHEN ");
+		append_version_compare(&q, plan, "e", BTLessStrategyNumber, "t");
+		appendStringInfoString(&q, " THEN 3 ");
+	}
+	appendStringInfoString(&q, "ELSE 0 END AS ");
+	pgi_append_ident(&q, cls);
+	if (tid != NULL)
+	{
+		appendStringInfoString(&q, ", t.ctid AS ");
+		pgi_append_ident(&q, tid);
+	}
+	appendStringInfo(&q, " FROM %s LEFT JOIN %s t ON ",
+					 plan->keep_last ? "e" : "s e", plan->target->qualname);
+	pgi_append_key_match(&q, "e", "t", &plan->cols, plan->key);
+	/* OFFSET 0: the CASE is computed once, not again in the filter */
+	appendStringInfo(&q, " WHERE (SELECT c.nk OPERATOR(pg_catalog.=) 0 AND c.nv OPERATOR(pg_catalog.=) 0 "
+					 "AND %s FROM c) OFFSET 0) x WHERE x.%s OPERATOR(pg_catalog.<>) 0)",
+					 ok_dups, quote_identifier(cls));
+
+	if (!plan->dry_run)
+	{
+		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
+		append_set_list(&q, plan, "j");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 AND ",
+						 quote_identifier(cls));
+
+		/*
+		 * The row j found, by its ctid: no second probe of the key's index.
+		 * The key is matched too: a row updated concurrently is rechecked in
+		 * its new version by the key and the change, as before (a TID scan
+		 * does not recheck the ctid), and one deleted is skipped, which the
+		 * count of updated rows shows.
+		 */
+		if (tid != NULL)
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
+							 quote_identifier(tid));
+		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
+		appendStringInfoString(&q, " AND ");
+		append_changed(&q, plan, "t", "j");
+		appendStringInfoString(&q, " RETURNING 1), i AS (");
+		pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "j");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1%s)",
+						 quote_identifier(cls), count_inserts ? " RETURNING 1" : "");
+	}
+
+	/*
+	 * i runs to completion unread; unless a trigger can skip rows, it inserts
+	 * every row it is given or fails, so k.n1 counts it, and its rows need
+	 * not go through RETURNING into a tuplestore.
+	 */
+	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, c.nd, k.n1, k.n2, k.n3, %s, %s, ",
+					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
+					 plan->dry_run ? "0::pg_catalog.int8" :
+					 count_inserts ? "(SELECT pg_catalog.count(*) FROM i)" : "k.n1");
+	if (!plan->keep_last)
+		appendStringInfo(&q, "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
+						 "CASE WHEN %s THEN (SELECT d.ex FROM d) END, NULL::pg_catalog.text",
+						 dupcond, dupcond);
+	else
+		appendStringInfo(&q, "NULL::pg_catalog.int8, NULL::pg_catalog.text, "
+						 "CASE WHEN %s THEN (SELECT tie.ex FROM tie) END", dupcond);
+	appendStringInfo(&q, " FROM c, (SELECT pg_catalog.count(*) FILTER (WHERE j.%s OPERATOR(pg_catalog.=) 1) AS n1, "
+					 "pg_catalog.count(*) FILTER (WHERE j.%s OPERATOR(pg_catalog.=) 2) AS n2, "
+					 "pg_catalog.count(*) FILTER (WHERE j.%s OPERATOR(pg_catalog.=) 3) AS n3 FROM j) k",
+					 quote_identifier(cls), quote_identifier(cls), quote_identifier(cls));
+	return q.data;
+}
+
+
+char *
+pgi_upsert_build_empty(UpsertPlan *plan)
+{
+	return psprintf("SELECT 1 FROM %s LIMIT 1", plan->target->qualname);
+}
+
+
+/*
+ * The first load's insert: a plain INSERT of the whole source into the
+ * empty table, so defaults are evaluated for those rows alone and no
+ * speculative insertion is paid for.
+ */
+char *
+pgi_upsert_build_first_load(UpsertPlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "s");
+	appendStringInfo(&q, " FROM (%s) s", plan->sel);
+	return q.data;
+}
+
+
+/*
+ * The safe path, taken when another session wrote some of the same keys
+ * since the call's snapshot: one INSERT ... ON CONFLICT DO UPDATE of the
+ * whole batch, in key order, so it neither trusts the classification nor
+ * deadlocks against another session doing the same.  It locks the
+ * conflicting rows and evaluates defaults for every row it offers, which
+ * is the price of the race, not of the common case.  It reads the source
+ * in the call's snapshot (so the same rows; a query or JSON source is
+ * evaluated again, this once) and counts what it needs itself: the rows,
+ * those left after duplicates are folded, and the stale ones, as the
+ * table was before it wrote.
+ */
+
+char *
+pgi_upsert_build_safe(UpsertPlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "WITH s AS MATERIALIZED (%s)", plan->sel);
+	if (plan->keep_last)
+	{
+		append_newest_per_key(&q, plan);
+	}
+	else
+		appendStringInfoString(&q, ", e AS (SELECT * FROM s)");
+	appendStringInfoString(&q, ", w AS (");
+	pgi_append_insert_into(&q, plan->target->qualname, "t", &plan->cols, "e");
+	appendStringInfoString(&q, " FROM e ORDER BY ");
+	append_key_list(&q, plan, "e");
+	appendStringInfoString(&q, " ON CONFLICT (");
+	append_key_list(&q, plan, NULL);
+	appendStringInfoString(&q, ") DO UPDATE SET ");
+	append_set_list(&q, plan, "excluded");
+	appendStringInfoString(&q, " WHERE ");
+	append_changed(&q, plan, "t", "excluded");
+
+	/*
+	 * A row ON CONFLICT updated carries our transaction as its xmax; a row it
+	 * inserted has none.
+	 */
+	appendStringInfoString(&q, " RETURNING t.xmax AS x) "
+						   "SELECT (SELECT pg_catalog.count(*) FROM s), "
+						   "(SELECT pg_catalog.count(*) FROM e), ");
+	if (plan->version >= 0)
+	{
+		appendStringInfo(&q, "(SELECT pg_catalog.count(*) FROM e JOIN %s t ON ",
+						 plan->target->qualname);
+		pgi_append_key_match(&q, "e", "t", &plan->cols, plan->key);
+		appendStringInfoString(&q, " WHERE ");
+		append_version_compare(&q, plan, "e", BTLessStrategyNumber, "t");
+		appendStringInfoString(&q, "), ");
+	}
+	else
+		appendStringInfoString(&q, "0::pg_catalog.int8, ");
+	appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.=) '0'::pg_catalog.xid), "
+						   "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid) FROM w");
+	return q.data;
+}
