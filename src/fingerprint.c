@@ -521,7 +521,7 @@ pgi_assert_idempotent(PG_FUNCTION_ARGS)
 			continue;
 		if (nchanged++ > 0)
 			appendStringInfoChar(&detail, '\n');
-		appendStringInfo(&detail, "Table \"%s\" changed on the second run.",
+		appendStringInfo(&detail, _("Table \"%s\" changed on the second run."),
 						 rels[i]->displayname);
 	}
 	if (nchanged == 0)
