@@ -31,7 +31,7 @@ CREATE FUNCTION ledger_create(name pg_catalog.text,
 	retry_backoff pg_catalog.interval DEFAULT '0',
 	retry_backoff_max pg_catalog.interval DEFAULT '1 hour')
 RETURNS pg_catalog.void
-AS 'MODULE_PATHNAME', 'pgi_ledger_create'
+AS 'MODULE_PATHNAME', 'pgi_ledger_create_with_backoff'
 LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION ledger_create(pg_catalog.text, pg_catalog.interval, pg_catalog.int4, pg_catalog.interval, pg_catalog.interval, pg_catalog.interval) IS

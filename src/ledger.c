@@ -70,6 +70,7 @@
 #include "ledger.h"
 
 PG_FUNCTION_INFO_V1(pgi_ledger_create);
+PG_FUNCTION_INFO_V1(pgi_ledger_create_with_backoff);
 PG_FUNCTION_INFO_V1(pgi_ledger_drop);
 PG_FUNCTION_INFO_V1(pgi_ledger_record);
 PG_FUNCTION_INFO_V1(pgi_ledger_record_batch);
@@ -269,24 +270,21 @@ srf_begin(FunctionCallInfo fcinfo, TupleDesc *desc)
  */
 
 /*
- * ledger_create's arguments: 0.2.0 added retry_backoff and
- * retry_backoff_max, and 0.1.0's four-argument ledger_create is bound to
- * this same C function until ALTER EXTENSION pg_idempotent UPDATE replaces
- * it, so the arguments it was called with tell the two apart.
- */
-#define LEDGER_CREATE_NARGS 6
-
-/*
  * ledger_create(name, lease, max_attempts, retention, retry_backoff,
  * retry_backoff_max): creates the ledger, or brings an existing one's
  * settings to the given values.  Writes nothing when they already are.
+ *
+ * 0.2.0 added retry_backoff and retry_backoff_max.  0.1.0's four-argument
+ * ledger_create stays bound to pgi_ledger_create until ALTER EXTENSION
+ * pg_idempotent UPDATE replaces it, so that symbol takes four arguments
+ * and 0.2.0's function has a symbol of its own; both are ledger_create
+ * here, told apart by with_backoff (0.1.0's keeps the backoff settings).
  */
-Datum
-pgi_ledger_create(PG_FUNCTION_ARGS)
+static void
+ledger_create(FunctionCallInfo fcinfo, bool with_backoff)
 {
 	LedgerCall	call;
 	char	   *name = text_arg(fcinfo, 0, "name");
-	bool		v010 = PG_NARGS() < LEDGER_CREATE_NARGS;
 	Interval   *lease;
 	int32		max_attempts;
 	Interval   *retention;
@@ -296,7 +294,7 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	pgi_require_arg(fcinfo, 1, "lease");
 	pgi_require_arg(fcinfo, 2, "max_attempts");
 	pgi_require_arg(fcinfo, 3, "retention");
-	if (!v010)
+	if (with_backoff)
 	{
 		pgi_require_arg(fcinfo, 4, "retry_backoff");
 		pgi_require_arg(fcinfo, 5, "retry_backoff_max");
@@ -304,7 +302,7 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	lease = PG_GETARG_INTERVAL_P(1);
 	max_attempts = PG_GETARG_INT32(2);
 	retention = PG_GETARG_INTERVAL_P(3);
-	if (!v010)
+	if (with_backoff)
 	{
 		retry_backoff = PG_GETARG_INTERVAL_P(4);
 		retry_backoff_max = PG_GETARG_INTERVAL_P(5);
@@ -315,7 +313,7 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 				 errmsg("ledger name must not be empty")));
 	require_nonnegative(lease, "lease");
 	require_nonnegative(retention, "retention");
-	if (!v010)
+	if (with_backoff)
 	{
 		require_nonnegative(retry_backoff, "retry_backoff");
 		require_nonnegative(retry_backoff_max, "retry_backoff_max");
@@ -331,6 +329,21 @@ pgi_ledger_create(PG_FUNCTION_ARGS)
 	pgi_ledger_sql_create(&call, name, lease, max_attempts, retention,
 						  retry_backoff, retry_backoff_max);
 	SPI_finish();
+}
+
+/* 0.2.0's ledger_create, with the retry backoff */
+Datum
+pgi_ledger_create_with_backoff(PG_FUNCTION_ARGS)
+{
+	ledger_create(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+/* 0.1.0's ledger_create, until ALTER EXTENSION pg_idempotent UPDATE */
+Datum
+pgi_ledger_create(PG_FUNCTION_ARGS)
+{
+	ledger_create(fcinfo, false);
 	PG_RETURN_VOID();
 }
 
