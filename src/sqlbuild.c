@@ -179,6 +179,17 @@ pgi_append_assignment_cast(StringInfo buf, const char *alias,
 }
 
 /*
+ * Whether a source column reaches its target column through a cast (of
+ * type, or of length or precision): what pgi_match_source_columns converts.
+ */
+bool
+pgi_column_needs_cast(const PgiColumn *scol, const PgiColumn *tcol)
+{
+	return scol->typid != tcol->typid ||
+		(tcol->typmod >= 0 && scol->typmod != tcol->typmod);
+}
+
+/*
  * Match a source's columns to a target's by name, as an INSERT of the
  * source into the target would: a column the target lacks is 42703, a
  * column named twice 42701, a generated or GENERATED ALWAYS identity target
@@ -252,8 +263,7 @@ pgi_match_source_columns(PgiRelation *target, const PgiColumnList *source,
 		cols.cols[cols.ncols++] = *tcol;
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
-		if (scol->typid != tcol->typid ||
-			(tcol->typmod >= 0 && scol->typmod != tcol->typmod))
+		if (pgi_column_needs_cast(scol, tcol))
 		{
 			pgi_append_assignment_cast(&buf, "s0", scol, tcol->typid, tcol->typmod);
 			appendStringInfoString(&buf, " AS ");
