@@ -116,5 +116,54 @@ INSERT INTO u_nulls VALUES (1, 'p'), (NULL, 'q'), (NULL, 'r');
 SELECT pg_temp.check_left_out($$SELECT idempotent_history('u_hist', 'u_nulls', as_of => '2025-04-01')$$);
 
 -- nothing above wrote anything after 2025-03-01
-\pset tuples_only off
 SELECT count(*) AS versions_after_march FROM u_hist WHERE valid_from > '2025-03-01';
+
+-- idempotent_upsert and idempotent_upsert_query: the same proofs
+CREATE TABLE u_tgt (id int PRIMARY KEY, a text, v int);
+INSERT INTO u_tgt VALUES (1, 'x', 1);
+CREATE TABLE u_vsrc (id int PRIMARY KEY, a text, v int);
+INSERT INTO u_vsrc VALUES (1, 'p', 2), (2, 'q', 1);
+
+-- provable: a primary key, with or without on_duplicate => 'last' and a
+-- version column (each key's newest row is its only one)
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_pk', dry_run => true)$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_vsrc', version_column => 'v', on_duplicate => 'last', dry_run => true)$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_vsrc', on_duplicate => 'last')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_vsrc', on_duplicate => 'last')$$);
+SELECT * FROM u_tgt ORDER BY id;
+-- a query grouped by the key, DISTINCT ON the key, a UNION, one aggregate row
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id, max(a) AS a FROM u_other GROUP BY id', dry_run => true)$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT DISTINCT ON (id) id, a FROM u_other ORDER BY id, a DESC', dry_run => true)$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id FROM u_pk UNION SELECT id FROM u_other', dry_run => true)$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT 7 AS id, count(*)::text AS a FROM u_other', dry_run => true)$$);
+-- a query grouped by a key under a case-insensitive collation: 'a' and 'A'
+-- are one group, and one key
+CREATE TABLE u_tgt_t (code text PRIMARY KEY, a text);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt_t', 'SELECT code, max(a) AS a FROM u_ci_src GROUP BY code')$$);
+SELECT * FROM u_tgt_t ORDER BY code;
+
+-- not provable, and duplicated: 21000 as for any source, nothing written
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_other')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_partial')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_parent')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_numeric')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt_t', 'u_ci_src')$$);
+BEGIN;
+SET CONSTRAINTS ALL DEFERRED;
+INSERT INTO u_deferred VALUES (1, 'p'), (1, 'q');
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_deferred')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_deferred', on_duplicate => 'last')$$);
+ROLLBACK;
+-- grouped by a numeric key, then cast to the target's integer: 1.2 and 1.4
+-- are two groups and one key, whether the query or the call casts
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id, min(a) AS a FROM u_numeric GROUP BY id')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id::int AS id, min(a) AS a FROM u_numeric GROUP BY u_numeric.id')$$);
+-- a UNION ALL, and a UNION over more than the key
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id, a FROM u_pk UNION ALL SELECT id, a FROM u_pk')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id, a FROM u_other UNION SELECT id, a FROM u_other')$$);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT id FROM u_pk UNION ALL SELECT id FROM u_other')$$);
+-- null keys are still counted
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_nulls')$$);
+
+\pset tuples_only off
+SELECT * FROM u_tgt ORDER BY id;
