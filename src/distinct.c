@@ -32,7 +32,8 @@
  * (a deferred constraint may hold duplicates inside a transaction),
  * non-partial unique index on plain columns that are all key columns,
  * created before any snapshot of this transaction (an older snapshot can
- * see two rows the index, built later, never saw live together), and no
+ * see two rows the index, built later, never saw live together) or with
+ * the table in this transaction, and no
  * inheritance children (the source is read with them; a partitioned
  * table's unique index covers every partition).  A query source is unique
  * on the key if query_is_distinct_for says so: DISTINCT, GROUP BY, or a
@@ -50,6 +51,7 @@
 #include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "nodes/nodeFuncs.h"
@@ -110,7 +112,7 @@ key_position_of(const PgiColumnList *source, List *key, AttrNumber attnum)
 
 /* One index of the source: does it make the source unique on the key? */
 static bool
-index_proves(Oid indexoid, const PgiColumnList *source,
+index_proves(Oid indexoid, bool rel_is_new, const PgiColumnList *source,
 			 const PgiColumnList *cols, List *key)
 {
 	HeapTuple	tup;
@@ -119,6 +121,7 @@ index_proves(Oid indexoid, const PgiColumnList *source,
 	oidvector  *indcollation;
 	Datum		d;
 	bool		isnull;
+	TransactionId xmin;
 	bool		proves = false;
 	int			i;
 
@@ -130,10 +133,18 @@ index_proves(Oid indexoid, const PgiColumnList *source,
 	if (!index->indisunique || !index->indimmediate || !index->indisvalid ||
 		!index->indislive ||
 		!heap_attisnull(tup, Anum_pg_index_indpred, NULL) ||
-		!heap_attisnull(tup, Anum_pg_index_indexprs, NULL) ||
-		!TransactionIdIsValid(TransactionXmin) ||
-		!TransactionIdPrecedes(HeapTupleHeaderGetXmin(tup->t_data),
-							   TransactionXmin))
+		!heap_attisnull(tup, Anum_pg_index_indexprs, NULL))
+		goto done;
+
+	/*
+	 * The index as of every snapshot of this transaction: committed before
+	 * the first of them, or made by this transaction on a table it created
+	 * (whose rows no other transaction ever wrote).
+	 */
+	xmin = HeapTupleHeaderGetXmin(tup->t_data);
+	if (!(TransactionIdIsValid(TransactionXmin) &&
+		  TransactionIdPrecedes(xmin, TransactionXmin)) &&
+		!(rel_is_new && TransactionIdIsCurrentTransactionId(xmin)))
 		goto done;
 
 	d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
@@ -194,7 +205,9 @@ relation_proves(Oid relid, const PgiColumnList *source,
 		indexes = RelationGetIndexList(rel);
 		foreach(lc, indexes)
 		{
-			if (index_proves(lfirst_oid(lc), source, cols, key))
+			if (index_proves(lfirst_oid(lc),
+							 rel->rd_createSubid != InvalidSubTransactionId,
+							 source, cols, key))
 			{
 				proves = true;
 				break;

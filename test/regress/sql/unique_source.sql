@@ -165,5 +165,17 @@ SELECT pg_temp.check_left_out($$SELECT idempotent_upsert_query('u_tgt', 'SELECT 
 -- null keys are still counted
 SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_nulls')$$);
 
+-- a unique index made in this transaction: proved on a table made in it
+-- too (no other transaction wrote its rows), not on an older table (a
+-- snapshot older than the index can see two rows it never saw live
+-- together)
+BEGIN;
+CREATE TABLE u_new (id int PRIMARY KEY, a text);
+INSERT INTO u_new VALUES (1, 'p'), (3, 'q');
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_new', dry_run => true)$$);
+ALTER TABLE u_expr ADD PRIMARY KEY (id);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_expr', dry_run => true)$$);
+ROLLBACK;
+
 \pset tuples_only off
 SELECT * FROM u_tgt ORDER BY id;
