@@ -395,18 +395,9 @@ build_statement(HistoryPlan *plan)
 	}
 	else
 	{
-		appendStringInfoString(&q, ", pg_catalog.count(DISTINCT ");
-		pgi_append_row_value(&q, "s", &plan->cols, plan->key);
-		appendStringInfoString(&q, ") FILTER (WHERE NOT ");
-		pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-		appendStringInfoString(&q, ") AS nd FROM s)");
-		appendStringInfoString(&q, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
-		pgi_append_row_text(&q, "g", &plan->cols, plan->key);
-		appendStringInfoString(&q, ") AS ex FROM (SELECT ");
-		pgi_append_column_list(&q, "s", &plan->cols, plan->key);
-		appendStringInfoString(&q, " FROM s GROUP BY ");
-		pgi_append_column_list(&q, "s", &plan->cols, plan->key);
-		appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
+		pgi_append_distinct_keys(&q, &plan->cols, plan->key);
+		appendStringInfoString(&q, " FROM s)");
+		pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
 		checks = "(SELECT c.nk OPERATOR(pg_catalog.=) 0 AND c.nd OPERATOR(pg_catalog.=) c.nn FROM c)";
 	}
 

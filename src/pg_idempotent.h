@@ -127,6 +127,10 @@ extern void pgi_append_row_value(StringInfo buf, const char *alias,
 extern void pgi_append_row_text(StringInfo buf, const char *alias,
 								const PgiColumnList *cols, List *indexes);
 extern char *pgi_column_names(const PgiColumnList *cols, List *indexes);
+extern void pgi_append_distinct_keys(StringInfo buf, const PgiColumnList *cols,
+									 List *key);
+extern void pgi_append_duplicated_keys(StringInfo buf,
+									   const PgiColumnList *cols, List *key);
 extern int	pgi_begin_settings(bool probe);
 
 /* the schema of the internal helpers the generated SQL calls by name */

@@ -489,6 +489,37 @@ pgi_append_row_text(StringInfo buf, const char *alias,
 	appendStringInfoString(buf, ")::pg_catalog.text");
 }
 
+/*
+ * The duplicate check over CTE s, both halves: ", count(DISTINCT key) ...
+ * AS nd", a column of the check's aggregate (keys with a null left out:
+ * they are counted apart), and ", d AS (...)": how many keys are
+ * duplicated and the least of them, for the error's DETAIL, read only
+ * where nd shows some.  Left out for a source unique on the key
+ * (distinct.c).
+ */
+void
+pgi_append_distinct_keys(StringInfo buf, const PgiColumnList *cols, List *key)
+{
+	appendStringInfoString(buf, ", pg_catalog.count(DISTINCT ");
+	pgi_append_row_value(buf, "s", cols, key);
+	appendStringInfoString(buf, ") FILTER (WHERE NOT ");
+	pgi_append_any_null(buf, "s", cols, key);
+	appendStringInfoString(buf, ") AS nd");
+}
+
+void
+pgi_append_duplicated_keys(StringInfo buf, const PgiColumnList *cols,
+						   List *key)
+{
+	appendStringInfoString(buf, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
+	pgi_append_row_text(buf, "g", cols, key);
+	appendStringInfoString(buf, ") AS ex FROM (SELECT ");
+	pgi_append_column_list(buf, "s", cols, key);
+	appendStringInfoString(buf, " FROM s GROUP BY ");
+	pgi_append_column_list(buf, "s", cols, key);
+	appendStringInfoString(buf, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
+}
+
 /* "c1, c2": column names as a message lists them, unquoted */
 char *
 pgi_column_names(const PgiColumnList *cols, List *indexes)

@@ -62,13 +62,6 @@ append_key_list(StringInfo buf, UpsertPlan *plan, const char *alias)
 	pgi_append_column_list(buf, alias, &plan->cols, plan->key);
 }
 
-/* the key as one sortable value: the column itself, or ROW(k1, k2, ...) */
-static void
-append_key_row(StringInfo buf, UpsertPlan *plan, const char *alias)
-{
-	pgi_append_row_value(buf, alias, &plan->cols, plan->key);
-}
-
 /* ROW(alias.k1, ...)::text, the key as a message shows it */
 static void
 append_key_text(StringInfo buf, UpsertPlan *plan, const char *alias)
@@ -233,22 +226,13 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	}
 	else
 	{
-		appendStringInfoString(&q, ", pg_catalog.count(DISTINCT ");
-		append_key_row(&q, plan, "s");
-		appendStringInfoString(&q, ") FILTER (WHERE NOT ");
-		pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-		appendStringInfoString(&q, ") AS nd FROM s)");
+		pgi_append_distinct_keys(&q, &plan->cols, plan->key);
+		appendStringInfoString(&q, " FROM s)");
 	}
 
 	if (!plan->unique && !plan->keep_last)
 	{
-		appendStringInfoString(&q, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
-		append_key_text(&q, plan, "g");
-		appendStringInfoString(&q, ") AS ex FROM (SELECT ");
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, " FROM s GROUP BY ");
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
+		pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
 		ok_dups = "c.nd OPERATOR(pg_catalog.=) c.nn";
 	}
 	else if (!plan->unique)
