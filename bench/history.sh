@@ -5,7 +5,10 @@
 # contenders alternated in the same run, ROUNDS rounds.  Each round: 1% of
 # the keys changed, an identical re-run, 10% changed, at a new as_of each
 # (a re-run keeps its as_of).  Prints the median time and WAL of each,
-# the spread (min-max) and the ratio.  Not a test.
+# the spread (min-max) and the ratio.  idempotent_history runs twice, on
+# copies of its own: from the staging table as loaded (no index), and from
+# the same rows with a primary key on id, as a dimension extract keyed by id
+# would have (the call then leaves out its duplicate check).  Not a test.
 #
 #   bench/history.sh            (bench/run calls it on its own cluster)
 #   ROUNDS=N KEYS=N bench/history.sh
@@ -17,16 +20,20 @@ trap 'rm -f "$RESULTS" "$RESULTS.sql"' EXIT
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 SET client_min_messages = warning;
-DROP TABLE IF EXISTS hb_src, hb_idem, hb_raw;
+DROP TABLE IF EXISTS hb_src, hb_src_pk, hb_idem, hb_idem_pk, hb_raw;
 CREATE UNLOGGED TABLE hb_src (id bigint, name text, tier text, amount numeric(12,2));
 INSERT INTO hb_src SELECT g, 'customer ' || g, (ARRAY['gold', 'silver', 'bronze'])[1 + g % 3], (g % 10000) / 100.0
 FROM generate_series(1, $KEYS) g;
+CREATE UNLOGGED TABLE hb_src_pk (LIKE hb_src, PRIMARY KEY (id));
+INSERT INTO hb_src_pk SELECT * FROM hb_src;
 CREATE TABLE hb_idem (id bigint, name text, tier text, amount numeric(12,2),
 	valid_from timestamptz NOT NULL, valid_to timestamptz, PRIMARY KEY (id, valid_from));
 CREATE TABLE hb_raw (LIKE hb_idem INCLUDING ALL);
+CREATE TABLE hb_idem_pk (LIKE hb_idem INCLUDING ALL);
 INSERT INTO hb_idem SELECT *, '2025-01-01 00:00+00', NULL FROM hb_src;
+INSERT INTO hb_idem_pk SELECT *, '2025-01-01 00:00+00', NULL FROM hb_src;
 INSERT INTO hb_raw SELECT *, '2025-01-01 00:00+00', NULL FROM hb_src;
-VACUUM ANALYZE hb_src, hb_idem, hb_raw;
+VACUUM ANALYZE hb_src, hb_src_pk, hb_idem, hb_idem_pk, hb_raw;
 -- time and WAL of statements run as one transaction's worth of work
 CREATE OR REPLACE FUNCTION hb_timed(stmts text[], OUT ms float8, OUT wal numeric)
 LANGUAGE plpgsql AS \$\$
@@ -46,22 +53,27 @@ SQL
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in "1% changed" "identical re-run" "10% changed"; do
 		case $scenario in
-			"1% changed") psql -X -q -c "UPDATE hb_src SET amount = amount + 1 WHERE id % 100 = $round" ;;
-			"10% changed") psql -X -q -c "UPDATE hb_src SET tier = tier || '+' WHERE id % 10 = $round % 10" ;;
+			"1% changed") psql -X -q -c "UPDATE hb_src SET amount = amount + 1 WHERE id % 100 = $round" \
+				-c "UPDATE hb_src_pk SET amount = amount + 1 WHERE id % 100 = $round" ;;
+			"10% changed") psql -X -q -c "UPDATE hb_src SET tier = tier || '+' WHERE id % 10 = $round % 10" \
+				-c "UPDATE hb_src_pk SET tier = tier || '+' WHERE id % 10 = $round % 10" ;;
 		esac
 		[ "$scenario" != "identical re-run" ] && step=$((${step:-0} + 1))
 		as_of="2025-01-01 00:00+00'::timestamptz + interval '${step} days"
 		idem="SELECT * FROM idempotent_history('hb_idem', 'hb_src', as_of => '$as_of')"
+		idem_pk="SELECT * FROM idempotent_history('hb_idem_pk', 'hb_src_pk', as_of => '$as_of')"
 		raw1="UPDATE hb_raw t SET valid_to = '$as_of' FROM hb_src s WHERE t.id = s.id AND t.valid_to IS NULL AND (t.name, t.tier, t.amount) IS DISTINCT FROM (s.name, s.tier, s.amount)"
 		raw2="INSERT INTO hb_raw SELECT s.*, '$as_of', NULL FROM hb_src s LEFT JOIN hb_raw t ON t.id = s.id AND t.valid_to IS NULL WHERE t.id IS NULL"
 		# the two statements are SQL text inside an array literal: double the quotes
 		q() { printf '%s' "$1" | sed "s/'/''/g"; }
 		# the previous step's dead rows pruned first, so WAL is the call's own
-		psql -X -q -c "VACUUM hb_idem, hb_raw" -c "CHECKPOINT" >/dev/null
-		if [ $((round % 2)) = 1 ]; then order="idem raw"; else order="raw idem"; fi
+		psql -X -q -c "VACUUM hb_src_pk, hb_idem, hb_idem_pk, hb_raw" -c "CHECKPOINT" >/dev/null
+		if [ $((round % 2)) = 1 ]; then order="idem raw idem_pk"; else order="idem_pk raw idem"; fi
 		for c in $order; do
 			if [ "$c" = idem ]; then
 				stmts="ARRAY['$(q "$idem")']"
+			elif [ "$c" = idem_pk ]; then
+				stmts="ARRAY['$(q "$idem_pk")']"
 			else
 				stmts="ARRAY['$(q "$raw1")', '$(q "$raw2")']"
 			fi
@@ -73,7 +85,9 @@ done
 
 # the two tables must hold the same history (the user's SQL is right for
 # these forward-only runs)
-psql -X -q -At -c "SELECT 'same history: ' || ((SELECT count(*) FROM ((SELECT id, name, tier, amount, valid_from, valid_to FROM hb_idem EXCEPT SELECT id, name, tier, amount, valid_from, valid_to FROM hb_raw) UNION ALL (SELECT id, name, tier, amount, valid_from, valid_to FROM hb_raw EXCEPT SELECT id, name, tier, amount, valid_from, valid_to FROM hb_idem)) d) = 0)"
+for t in hb_idem hb_idem_pk; do
+	psql -X -q -At -c "SELECT 'same history ($t): ' || ((SELECT count(*) FROM ((SELECT id, name, tier, amount, valid_from, valid_to FROM $t EXCEPT SELECT id, name, tier, amount, valid_from, valid_to FROM hb_raw) UNION ALL (SELECT id, name, tier, amount, valid_from, valid_to FROM hb_raw EXCEPT SELECT id, name, tier, amount, valid_from, valid_to FROM $t)) d) = 0)"
+done
 
 echo
 echo "idempotent_history against UPDATE + INSERT, $KEYS keys, $ROUNDS rounds (median, min-max; WAL median)"
@@ -88,11 +102,13 @@ for line in sys.stdin:
 for scen in ("1% changed", "identical re-run", "10% changed"):
     r = rows[scen]
     med = {}
-    for who in ("idem", "raw"):
+    names = {"idem": "idempotent_history", "idem_pk": "  ... source with PK", "raw": "UPDATE + INSERT"}
+    for who in ("idem", "idem_pk", "raw"):
         ms = [x[0] for x in r[who]]; wal = [x[1] for x in r[who]]
         med[who] = statistics.median(ms)
-        print("  %-18s %-20s %9.0f ms  (%6.0f-%6.0f)  WAL %8.1f MB" % (scen, "idempotent_history" if who == "idem" else "UPDATE + INSERT",
+        print("  %-18s %-20s %9.0f ms  (%6.0f-%6.0f)  WAL %8.1f MB" % (scen, names[who],
               med[who], min(ms), max(ms), statistics.median(wal) / 1e6))
-    ratios = sorted(a[0] / b[0] for a, b in zip(r["idem"], r["raw"]))
-    print("  %-18s ratio %.2fx (paired rounds %.2f-%.2fx)" % (scen, med["idem"] / med["raw"], ratios[0], ratios[-1]))
+    for who, label in (("idem", "ratio"), ("idem_pk", "ratio, source with PK")):
+        ratios = sorted(a[0] / b[0] for a, b in zip(r[who], r["raw"]))
+        print("  %-18s %s %.2fx (paired rounds %.2f-%.2fx)" % (scen, label, med[who] / med["raw"], ratios[0], ratios[-1]))
 ' <"$RESULTS"

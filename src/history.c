@@ -32,7 +32,7 @@
  *
  * All of it is one statement in one registered snapshot, as the upsert's:
  * s the source in the target's types, c its checks (null and duplicate
- * keys), x the source rows whose covering version is absent or differs
+ * keys; duplicates only where the source could hold them, distinct.c), x the source rows whose covering version is absent or differs
  * (a replay keeps none, so it reads and writes nothing more), j those
  * rows with P and N (looked up only where they can matter) and what is to
  * be done, o the version rows to change, and the writes ordered so that
@@ -104,6 +104,7 @@ typedef struct HistoryPlan
 	bool		close;			/* deletes => 'close' */
 	bool		dry_run;
 	bool		probe;			/* batch small against the table */
+	bool		unique;			/* source unique on the key (distinct.c) */
 	char	   *sel;			/* SELECT of cols, in target types */
 	Oid			relids[2];
 	PgiParams	params;			/* $1: as_of */
@@ -272,6 +273,10 @@ plan_columns(HistoryPlan *plan, ArrayType *key, const char *vf,
 		pgi_type_operator(plan->cols.cols[pos].typid, BTEqualStrategyNumber, name);
 		plan->key = lappend_int(plan->key, pos);
 	}
+	plan->unique = pgi_source_unique_on_key(plan->source->relid, NULL,
+											&plan->source->columns,
+											&plan->cols, plan->key,
+											plan->source->displayname);
 	plan->pfx = own_prefix(&plan->cols);
 	plan->all = NIL;
 	for (i = 0; i < plan->cols.ncols; i++)
@@ -346,7 +351,7 @@ build_statement(HistoryPlan *plan)
 {
 	StringInfoData q;
 	const char *tq = plan->target->qualname;
-	const char *checks = "(SELECT c.nk OPERATOR(pg_catalog.=) 0 AND c.nd OPERATOR(pg_catalog.=) c.nn FROM c)";
+	const char *checks;
 	const char *dupcond = "c.nk OPERATOR(pg_catalog.=) 0 AND c.nd OPERATOR(pg_catalog.<>) c.nn";
 	const char *cs = own_col(plan, "j", "cs");
 	const char *lm = own_col(plan, "j", "lm");
@@ -373,23 +378,28 @@ build_statement(HistoryPlan *plan)
 		appendStringInfoString(&q, "/* pg_idempotent: batch small against the table: index probes */ ");
 	appendStringInfo(&q, "WITH s AS NOT MATERIALIZED (%s)", plan->sel);
 
-	/* c: the checks; d: the duplicated keys, read only when there are some */
+	/*
+	 * c: the checks; d: the duplicated keys, read only when there are some. A
+	 * source unique on the key by construction has none: c counts its null
+	 * keys alone, and its keyed rows are its distinct keys.
+	 */
 	appendStringInfoString(&q, ", c AS (SELECT pg_catalog.count(*) AS n, pg_catalog.count(*) FILTER (WHERE ");
 	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
 	appendStringInfoString(&q, ") AS nk, pg_catalog.count(*) FILTER (WHERE NOT ");
 	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, ") AS nn, pg_catalog.count(DISTINCT ");
-	pgi_append_row_value(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, ") FILTER (WHERE NOT ");
-	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, ") AS nd FROM s)");
-	appendStringInfoString(&q, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
-	pgi_append_row_text(&q, "g", &plan->cols, plan->key);
-	appendStringInfoString(&q, ") AS ex FROM (SELECT ");
-	pgi_append_column_list(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, " FROM s GROUP BY ");
-	pgi_append_column_list(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
+	appendStringInfoString(&q, ") AS nn");
+	if (plan->unique)
+	{
+		appendStringInfoString(&q, " FROM s)");
+		checks = "(SELECT c.nk OPERATOR(pg_catalog.=) 0 FROM c)";
+	}
+	else
+	{
+		pgi_append_distinct_keys(&q, &plan->cols, plan->key);
+		appendStringInfoString(&q, " FROM s)");
+		pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
+		checks = "(SELECT c.nk OPERATOR(pg_catalog.=) 0 AND c.nd OPERATOR(pg_catalog.=) c.nn FROM c)";
+	}
 
 	/*
 	 * x: the source rows whose covering version V is absent or differs; read
@@ -535,10 +545,14 @@ build_statement(HistoryPlan *plan)
 		appendStringInfo(&q, ", $1, %s FROM j WHERE %s RETURNING 1)", e, inserts);
 	}
 
-	appendStringInfo(&q, " SELECT c.n, c.nk, c.nn, c.nd, "
-					 "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
-					 "CASE WHEN %s THEN (SELECT d.ex FROM d) END, ",
-					 dupcond, dupcond);
+	if (plan->unique)
+		appendStringInfoString(&q, " SELECT c.n, c.nk, c.nn, c.nn, "
+							   "NULL::pg_catalog.int8, NULL::pg_catalog.text, ");
+	else
+		appendStringInfo(&q, " SELECT c.n, c.nk, c.nn, c.nd, "
+						 "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
+						 "CASE WHEN %s THEN (SELECT d.ex FROM d) END, ",
+						 dupcond, dupcond);
 	appendStringInfo(&q, "(SELECT pg_catalog.count(*) FROM j), "
 					 "(SELECT pg_catalog.count(*) FILTER (WHERE %s) FROM j), "
 					 "(SELECT pg_catalog.count(*) FILTER (WHERE %s OPERATOR(pg_catalog.=) 2) FROM j)%s, "

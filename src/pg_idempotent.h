@@ -104,6 +104,8 @@ extern void pgi_append_type(StringInfo buf, Oid typid, int32 typmod);
 extern void pgi_append_assignment_cast(StringInfo buf, const char *alias,
 									   const PgiColumn *col, Oid typid,
 									   int32 typmod);
+extern bool pgi_column_needs_cast(const PgiColumn *scol,
+								  const PgiColumn *tcol);
 extern PgiColumnList pgi_match_source_columns(PgiRelation *target,
 											  const PgiColumnList *source,
 											  const char *sourcename,
@@ -125,6 +127,10 @@ extern void pgi_append_row_value(StringInfo buf, const char *alias,
 extern void pgi_append_row_text(StringInfo buf, const char *alias,
 								const PgiColumnList *cols, List *indexes);
 extern char *pgi_column_names(const PgiColumnList *cols, List *indexes);
+extern void pgi_append_distinct_keys(StringInfo buf, const PgiColumnList *cols,
+									 List *key);
+extern void pgi_append_duplicated_keys(StringInfo buf,
+									   const PgiColumnList *cols, List *key);
 extern int	pgi_begin_settings(bool probe);
 
 /* the schema of the internal helpers the generated SQL calls by name */
@@ -166,6 +172,19 @@ extern void pgi_require_arg(FunctionCallInfo fcinfo, int argno,
 							const char *argname);
 extern void pgi_return_row(FunctionCallInfo fcinfo, Datum *values,
 						   bool *nulls);
+
+/*
+ * distinct.c: whether a source is unique on the key by construction, so
+ * that its duplicate check can be left out.  source: the source's columns;
+ * cols: the target columns they are written to, position for position (as
+ * pgi_match_source_columns returns them); key: positions in both.  relid
+ * for a relation source, query for a query source (analyzed and
+ * rewritten); neither for anything else (the answer is then no).
+ */
+extern bool pgi_source_unique_on_key(Oid relid, Query *query,
+									 const PgiColumnList *source,
+									 const PgiColumnList *cols, List *key,
+									 const char *sourcename);
 
 /* runtime.c */
 extern void pgi_runtime_init(void);

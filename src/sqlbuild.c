@@ -179,6 +179,17 @@ pgi_append_assignment_cast(StringInfo buf, const char *alias,
 }
 
 /*
+ * Whether a source column reaches its target column through a cast (of
+ * type, or of length or precision): what pgi_match_source_columns converts.
+ */
+bool
+pgi_column_needs_cast(const PgiColumn *scol, const PgiColumn *tcol)
+{
+	return scol->typid != tcol->typid ||
+		(tcol->typmod >= 0 && scol->typmod != tcol->typmod);
+}
+
+/*
  * Match a source's columns to a target's by name, as an INSERT of the
  * source into the target would: a column the target lacks is 42703, a
  * column named twice 42701, a generated or GENERATED ALWAYS identity target
@@ -252,8 +263,7 @@ pgi_match_source_columns(PgiRelation *target, const PgiColumnList *source,
 		cols.cols[cols.ncols++] = *tcol;
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
-		if (scol->typid != tcol->typid ||
-			(tcol->typmod >= 0 && scol->typmod != tcol->typmod))
+		if (pgi_column_needs_cast(scol, tcol))
 		{
 			pgi_append_assignment_cast(&buf, "s0", scol, tcol->typid, tcol->typmod);
 			appendStringInfoString(&buf, " AS ");
@@ -477,6 +487,37 @@ pgi_append_row_text(StringInfo buf, const char *alias,
 	appendStringInfoString(buf, "ROW(");
 	pgi_append_column_list(buf, alias, cols, indexes);
 	appendStringInfoString(buf, ")::pg_catalog.text");
+}
+
+/*
+ * The duplicate check over CTE s, both halves: ", count(DISTINCT key) ...
+ * AS nd", a column of the check's aggregate (keys with a null left out:
+ * they are counted apart), and ", d AS (...)": how many keys are
+ * duplicated and the least of them, for the error's DETAIL, read only
+ * where nd shows some.  Left out for a source unique on the key
+ * (distinct.c).
+ */
+void
+pgi_append_distinct_keys(StringInfo buf, const PgiColumnList *cols, List *key)
+{
+	appendStringInfoString(buf, ", pg_catalog.count(DISTINCT ");
+	pgi_append_row_value(buf, "s", cols, key);
+	appendStringInfoString(buf, ") FILTER (WHERE NOT ");
+	pgi_append_any_null(buf, "s", cols, key);
+	appendStringInfoString(buf, ") AS nd");
+}
+
+void
+pgi_append_duplicated_keys(StringInfo buf, const PgiColumnList *cols,
+						   List *key)
+{
+	appendStringInfoString(buf, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
+	pgi_append_row_text(buf, "g", cols, key);
+	appendStringInfoString(buf, ") AS ex FROM (SELECT ");
+	pgi_append_column_list(buf, "s", cols, key);
+	appendStringInfoString(buf, " FROM s GROUP BY ");
+	pgi_append_column_list(buf, "s", cols, key);
+	appendStringInfoString(buf, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
 }
 
 /* "c1, c2": column names as a message lists them, unquoted */

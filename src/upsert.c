@@ -6,8 +6,9 @@
  *
  * A call runs one statement (upsert_sql.c builds it), in one registered
  * snapshot: it checks the source (rows, null keys, null versions, distinct
- * keys; the duplicated keys themselves are only looked for when there are
- * some), classifies each source row against the target by key (new,
+ * keys, unless distinct.c proves the source unique on the key; the
+ * duplicated keys themselves are only looked for when there are some),
+ * classifies each source row against the target by key (new,
  * changed by binary image or by a greater version, stale, unchanged), and
  * only if the checks passed updates the changed rows (found by ctid) and
  * inserts the new ones.  Unchanged rows are dropped before the writes, so
@@ -682,6 +683,7 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 		plan->upd = kept->upd;
 		plan->set = kept->set;
 		plan->version = kept->version;
+		plan->unique = kept->unique;
 		plan->sel = kept->sel;
 	}
 	else
@@ -690,6 +692,11 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 			plan->source->describe(plan->source, plan->target);
 		plan_columns(plan);
 		plan_key_and_version(plan, key, version);
+		plan->unique = pgi_source_unique_on_key(plan->source->relid,
+												plan->source->query,
+												&plan->source->columns,
+												&plan->cols, plan->key,
+												plan->source->name);
 		if (plan->shape != NULL)
 		{
 			MemoryContext old = MemoryContextSwitchTo(pgi_call_cache_context(plan->shape));
@@ -700,6 +707,7 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 			kept->upd = list_copy(plan->upd);
 			kept->set = list_copy(plan->set);
 			kept->version = plan->version;
+			kept->unique = plan->unique;
 			kept->sel = pstrdup(plan->sel);
 			MemoryContextSwitchTo(old);
 			pgi_call_cache_store(plan->shape, kept);

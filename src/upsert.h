@@ -21,6 +21,7 @@ typedef struct UpsertSource
 	PgiParams	params;
 	Oid			relid;			/* a relation source; invalid for a query or
 								 * JSON */
+	Query	   *query;			/* a query source, analyzed, for distinct.c */
 	double		rows;			/* its size, if known before it is read; else
 								 * -1 */
 
@@ -56,6 +57,7 @@ typedef struct UpsertShape
 	List	   *upd;
 	List	   *set;
 	int			version;
+	bool		unique;
 	char	   *sel;
 	char	   *sql[US_NSTATEMENTS];
 } UpsertShape;
@@ -71,6 +73,8 @@ typedef struct UpsertPlan
 								 * image-equal key */
 	int			version;		/* position in cols, or -1 */
 	bool		keep_last;		/* on_duplicate => 'last' */
+	bool		unique;			/* source unique on the key (distinct.c): no
+								 * duplicate check */
 	bool		dry_run;
 	char	   *sel;			/* SELECT of cols, in target types */
 	bool		materialize;	/* evaluate the source once: a query or JSON */

@@ -141,6 +141,9 @@ pgi_idempotent_upsert_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("query returns no rows")));
 	refuse_locking(linitial_node(Query, ps->query_list));
+	/* what distinct.c reads to prove the query unique on the key */
+	if (list_length(ps->query_list) == 1)
+		source->query = copyObject(linitial_node(Query, ps->query_list));
 	source->name = "query";
 	source->columns = pgi_columns_from_tupdesc(ps->resultDesc);
 	for (i = 0; i < source->columns.ncols; i++)

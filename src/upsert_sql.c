@@ -62,13 +62,6 @@ append_key_list(StringInfo buf, UpsertPlan *plan, const char *alias)
 	pgi_append_column_list(buf, alias, &plan->cols, plan->key);
 }
 
-/* the key as one sortable value: the column itself, or ROW(k1, k2, ...) */
-static void
-append_key_row(StringInfo buf, UpsertPlan *plan, const char *alias)
-{
-	pgi_append_row_value(buf, alias, &plan->cols, plan->key);
-}
-
 /* ROW(alias.k1, ...)::text, the key as a message shows it */
 static void
 append_key_text(StringInfo buf, UpsertPlan *plan, const char *alias)
@@ -162,10 +155,12 @@ insert_may_skip_rows(UpsertPlan *plan)
  *		source, so it is evaluated once, while a relation is simply read
  *		again (in the same snapshot, so the same rows);
  *	c	the checks: one aggregate over s counting rows, null keys, null
- *		versions and distinct keys;
+ *		versions and distinct keys (not for a source unique on the key by
+ *		construction, distinct.c: it has no duplicates to look for);
  *	d	the duplicated keys, and tie the key whose newest rows differ:
  *		only read when c found duplicates (a CTE runs when first read);
- *	e	with on_duplicate => 'last', the newest row of each key;
+ *	e	with on_duplicate => 'last', the newest row of each key (a unique
+ *		source is its own);
  *	j	the rows to write (1 new, 2 changed) and the stale ones (3), from e
  *		LEFT JOIN the target; read only if the checks passed, so that
  *		nothing is written otherwise.  Unchanged rows are dropped here, so
@@ -217,24 +212,30 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		appendStringInfoString(&q, "0::pg_catalog.int8");
 	appendStringInfoString(&q, " AS nv, pg_catalog.count(*) FILTER (WHERE NOT ");
 	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, ") AS nn, pg_catalog.count(DISTINCT ");
-	append_key_row(&q, plan, "s");
-	appendStringInfoString(&q, ") FILTER (WHERE NOT ");
-	pgi_append_any_null(&q, "s", &plan->cols, plan->key);
-	appendStringInfoString(&q, ") AS nd FROM s)");
+	appendStringInfoString(&q, ") AS nn");
 
-	if (!plan->keep_last)
+	/*
+	 * A source unique on the key by construction has no duplicates to count,
+	 * name, or fold with on_duplicate => 'last' (each key's newest row is its
+	 * only one): its keyed rows are its distinct keys.
+	 */
+	if (plan->unique)
 	{
-		appendStringInfoString(&q, ", d AS (SELECT pg_catalog.count(*) AS n, pg_catalog.min(");
-		append_key_text(&q, plan, "g");
-		appendStringInfoString(&q, ") AS ex FROM (SELECT ");
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, " FROM s GROUP BY ");
-		append_key_list(&q, plan, "s");
-		appendStringInfoString(&q, " HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) g)");
-		ok_dups = "c.nd OPERATOR(pg_catalog.=) c.nn";
+		appendStringInfoString(&q, " FROM s)");
+		ok_dups = "true";
 	}
 	else
+	{
+		pgi_append_distinct_keys(&q, &plan->cols, plan->key);
+		appendStringInfoString(&q, " FROM s)");
+	}
+
+	if (!plan->unique && !plan->keep_last)
+	{
+		pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
+		ok_dups = "c.nd OPERATOR(pg_catalog.=) c.nn";
+	}
+	else if (!plan->unique)
 	{
 		StringInfoData win;
 
@@ -289,7 +290,8 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		pgi_append_ident(&q, tid);
 	}
 	appendStringInfo(&q, " FROM %s LEFT JOIN %s t ON ",
-					 plan->keep_last ? "e" : "s e", plan->target->qualname);
+					 plan->keep_last && !plan->unique ? "e" : "s e",
+					 plan->target->qualname);
 	pgi_append_key_match(&q, "e", "t", &plan->cols, plan->key);
 	/* OFFSET 0: the CASE is computed once, not again in the filter */
 	appendStringInfo(&q, " WHERE (SELECT c.nk OPERATOR(pg_catalog.=) 0 AND c.nv OPERATOR(pg_catalog.=) 0 "
@@ -327,11 +329,14 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	 * every row it is given or fails, so k.n1 counts it, and its rows need
 	 * not go through RETURNING into a tuplestore.
 	 */
-	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, c.nd, k.n1, k.n2, k.n3, %s, %s, ",
+	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, ",
+					 plan->unique ? "c.nn" : "c.nd",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" :
 					 count_inserts ? "(SELECT pg_catalog.count(*) FROM i)" : "k.n1");
-	if (!plan->keep_last)
+	if (plan->unique)
+		appendStringInfoString(&q, "NULL::pg_catalog.int8, NULL::pg_catalog.text, NULL::pg_catalog.text");
+	else if (!plan->keep_last)
 		appendStringInfo(&q, "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
 						 "CASE WHEN %s THEN (SELECT d.ex FROM d) END, NULL::pg_catalog.text",
 						 dupcond, dupcond);
@@ -390,10 +395,8 @@ pgi_upsert_build_safe(UpsertPlan *plan)
 
 	initStringInfo(&q);
 	appendStringInfo(&q, "WITH s AS MATERIALIZED (%s)", plan->sel);
-	if (plan->keep_last)
-	{
+	if (plan->keep_last && !plan->unique)
 		append_newest_per_key(&q, plan);
-	}
 	else
 		appendStringInfoString(&q, ", e AS (SELECT * FROM s)");
 	appendStringInfoString(&q, ", w AS (");
