@@ -69,13 +69,10 @@ printf '  %-8s %13s %9s %9s %9s %8s %8s %8s   %s\n' clients ledger_record raw_sa
 # One pgbench script per contender, alternated (bench/pgbench_pairs.sh);
 # ledger_record next to raw_same, before it in one round and after it in
 # the next.
-# (ledger_record and its raw twin are shared with bench/small.sh)
+# (ledger_record, raw_same and raw_fair are shared with bench/small.sh)
 cp bench/pgbench/ledger_record.sql "$work/rec_ext.sql"
 cp bench/pgbench/ledger_raw_same.sql "$work/rec_same.sql"
-cat >"$work/rec_fair.sql" <<'EOF'
-\set k random(1, 1000000000000)
-INSERT INTO raw_fair (key) VALUES ('k' || :k) ON CONFLICT DO NOTHING;
-EOF
+cp bench/pgbench/ledger_raw_fair.sql "$work/rec_fair.sql"
 cat >"$work/rec_min.sql" <<'EOF'
 \set k random(1, 1000000000000)
 INSERT INTO raw_min (key) VALUES ('k' || :k) ON CONFLICT DO NOTHING;

@@ -390,12 +390,15 @@ pgi_ledger_drop(PG_FUNCTION_ARGS)
 /*
  * ledger_record(ledger, key, fingerprint): true the first time a key is
  * seen, false ever after.  The first attempt is the whole job when the key
- * is new: one INSERT ... ON CONFLICT DO NOTHING with the ledger joined in.
- * Only when it inserts nothing do we look again, to tell an unknown ledger
- * (42704) and a different payload (22023) from a repeat.  Under REPEATABLE
- * READ and SERIALIZABLE the transaction's snapshot may still show a ledger
- * that a drop has since deleted, so the ledger is first checked in the
- * latest snapshot, under the lock (pgi_ledger_lookup_for says why).
+ * is new: one INSERT ... ON CONFLICT DO NOTHING, by the ledger's id when
+ * it is known (remembered, or looked up under the lock), else with the
+ * ledger joined in by name.  Only when it inserts nothing do we look again:
+ * the key, to tell a different payload (22023) from a repeat, and, when
+ * the ledger was joined in by name, the ledger, to tell an unknown one
+ * (42704).  Under REPEATABLE READ and SERIALIZABLE the transaction's
+ * snapshot may still show a ledger that a drop has since deleted, so the
+ * ledger is first looked up in the latest snapshot, under the lock
+ * (pgi_ledger_lookup_for says why), and its id is what we insert with.
  */
 Datum
 pgi_ledger_record(PG_FUNCTION_ARGS)
@@ -404,6 +407,7 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 	char	   *name = text_arg(fcinfo, 0, "ledger");
 	char	   *key = text_arg(fcinfo, 1, "key");
 	bytea	   *fingerprint = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	bool		fresh = !IsolationUsesXactSnapshot();
 	bool		result = false;
 	int			tries;
 
@@ -412,50 +416,54 @@ pgi_ledger_record(PG_FUNCTION_ARGS)
 	for (tries = 1;; tries++)
 	{
 		LedgerKey	k;
-		bool		fresh = !IsolationUsesXactSnapshot();
-		int32		id;
+		bool		known;		/* call.id is the ledger's, under the lock */
+		bool		inserted;
 
 		CHECK_FOR_INTERRUPTS();
 		if (tries > KEY_TRIES)
 			key_unreadable(&call, LE_RECORD, key);
 		if (!fresh)
-			pgi_ledger_lookup_for(&call, name, true);
-		if (fresh && pgi_ledger_keys_lock(&call, ACL_INSERT, RowExclusiveLock) &&
-			pgi_ledger_id_usable(&call, name, &id))
 		{
-			/*
-			 * See ledger_cache.c: the lock came first.  The statement reads
-			 * no table (the conflict check sees every committed and
-			 * in-progress key, whatever the snapshot), so it runs in the
-			 * calling statement's snapshot instead of taking one of its own,
-			 * which is a scan of every backend's transaction when others are
-			 * committing.
-			 */
-			if (pgi_ledger_sql_record_by_id(&call, id, PG_GETARG_DATUM(1),
-											fingerprint,
-											ActiveSnapshotSet() ?
-											GetActiveSnapshot() :
-											InvalidSnapshot))
-			{
-				result = true;
-				break;
-			}
+			pgi_ledger_lookup_for(&call, name, true);
+			known = true;
 		}
 		else
 		{
-			bool		inserted = pgi_ledger_sql_record(&call,
-														 PG_GETARG_DATUM(0),
-														 PG_GETARG_DATUM(1),
-														 fingerprint);
-
-			pgi_ledger_id_remember_returned(&call, name);
-			if (inserted)
-			{
-				result = true;
-				break;
-			}
+			/* see ledger_cache.c: the lock comes first */
+			known = pgi_ledger_keys_lock(&call, ACL_INSERT, RowExclusiveLock) &&
+				pgi_ledger_id_usable(&call, name, &call.id);
+			if (known)
+				call.name = name;
 		}
-		pgi_ledger_lookup(&call, name);
+		if (known)
+		{
+			/*
+			 * The statement reads no table (the conflict check sees every
+			 * committed and in-progress key, whatever the snapshot), so it
+			 * runs in the calling statement's snapshot instead of taking one
+			 * of its own, which is a scan of every backend's transaction when
+			 * others are committing.
+			 */
+			inserted = pgi_ledger_sql_record_by_id(&call, call.id,
+												   PG_GETARG_DATUM(1),
+												   fingerprint,
+												   ActiveSnapshotSet() ?
+												   GetActiveSnapshot() :
+												   InvalidSnapshot);
+		}
+		else
+		{
+			inserted = pgi_ledger_sql_record(&call, PG_GETARG_DATUM(0),
+											 PG_GETARG_DATUM(1), fingerprint);
+			pgi_ledger_id_remember_returned(&call, name);
+		}
+		if (inserted)
+		{
+			result = true;
+			break;
+		}
+		if (!known)
+			pgi_ledger_lookup(&call, name);
 		if (pgi_ledger_key_read(&call, key, false, &k))
 		{
 			check_fingerprint(&call, key, &k, fingerprint);
