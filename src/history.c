@@ -470,7 +470,7 @@ build_statement(HistoryPlan *plan)
 	 * o: the version rows to delete (1), shrink (2) or grow (3), each named
 	 * by key and start, with its new bounds.
 	 */
-	appendStringInfoString(&q, ", o AS (SELECT NULL::pg_catalog.int4 AS k, ");
+	appendStringInfo(&q, ", o AS (SELECT NULL::pg_catalog.int4 AS %s, ", own(plan, "op"));
 	for (i = 0; i < list_length(plan->key); i++)
 	{
 		PgiColumn  *col = &plan->cols.cols[list_nth_int(plan->key, i)];
@@ -512,14 +512,17 @@ build_statement(HistoryPlan *plan)
 	if (!plan->dry_run)
 	{
 		/* in this order: see the top of the file */
-		appendStringInfo(&q, ", w1 AS (DELETE FROM %s t USING o WHERE o.k OPERATOR(pg_catalog.=) 1 AND ", tq);
+		appendStringInfo(&q, ", w1 AS (DELETE FROM %s t USING o WHERE %s OPERATOR(pg_catalog.=) 1 AND ",
+						 tq, own_col(plan, "o", "op"));
 		append_op_match(&q, plan, "o");
-		appendStringInfo(&q, " RETURNING 1), w2 AS (UPDATE %s t SET %s = o.%s FROM o WHERE o.k OPERATOR(pg_catalog.=) 2 AND ",
-						 tq, quote_identifier(plan->vt->name), own(plan, "nvt"));
+		appendStringInfo(&q, " RETURNING 1), w2 AS (UPDATE %s t SET %s = o.%s FROM o WHERE %s OPERATOR(pg_catalog.=) 2 AND ",
+						 tq, quote_identifier(plan->vt->name), own(plan, "nvt"),
+						 own_col(plan, "o", "op"));
 		append_op_match(&q, plan, "o");
-		appendStringInfo(&q, " RETURNING 1), w3 AS (UPDATE %s t SET %s = o.%s, %s = o.%s FROM o WHERE o.k OPERATOR(pg_catalog.=) 3 AND ",
+		appendStringInfo(&q, " RETURNING 1), w3 AS (UPDATE %s t SET %s = o.%s, %s = o.%s FROM o WHERE %s OPERATOR(pg_catalog.=) 3 AND ",
 						 tq, quote_identifier(plan->vf->name), own(plan, "nvf"),
-						 quote_identifier(plan->vt->name), own(plan, "nvt"));
+						 quote_identifier(plan->vt->name), own(plan, "nvt"),
+						 own_col(plan, "o", "op"));
 		append_op_match(&q, plan, "o");
 		/* V rewritten in place, over N too if N was absorbed */
 		appendStringInfo(&q, " RETURNING 1), w4 AS (UPDATE %s t SET ", tq);

@@ -217,6 +217,19 @@ SELECT * FROM idempotent_history('hist_dim', 'hist_src', as_of => '2025-05-01 00
 ROLLBACK;
 SELECT count(*) AS versions_from_may FROM hist_dim WHERE valid_from >= '2025-05-01';
 
+-- a key column named like the statement's own columns (k, op): no ambiguity
+CREATE TABLE hist_k (k int, op text, valid_from timestamptz NOT NULL, valid_to timestamptz,
+	PRIMARY KEY (k, valid_from));
+CREATE TABLE hist_k_src (k int, op text);
+INSERT INTO hist_k_src VALUES (1, 'a'), (2, 'b');
+SELECT * FROM idempotent_history('hist_k', 'hist_k_src', as_of => '2025-01-01 00:00+00');
+UPDATE hist_k_src SET op = 'c' WHERE k = 1;
+SELECT * FROM idempotent_history('hist_k', 'hist_k_src', as_of => '2025-02-01 00:00+00');
+DELETE FROM hist_k_src WHERE k = 2;
+SELECT * FROM idempotent_history('hist_k', 'hist_k_src', as_of => '2025-03-01 00:00+00', deletes => 'close');
+SELECT k, op, valid_from::date, valid_to::date FROM hist_k ORDER BY k, valid_from;
+DROP TABLE hist_k, hist_k_src;
+
 DROP SCHEMA "hist Odd" CASCADE;
 DROP TABLE hist_strict, hist_strict_src, hist_strict_one, hist_empty, hist_prices, hist_prices_src, hist_src_0115;
 DROP VIEW hist_versions;
