@@ -32,8 +32,9 @@
  *
  * All of it is one statement in one registered snapshot, as the upsert's:
  * s the source in the target's types, c its checks (null and duplicate
- * keys; duplicates only where the source could hold them, distinct.c), x the source rows whose covering version is absent or differs
- * (a replay keeps none, so it reads and writes nothing more), j those
+ * keys; duplicates only where the source could hold them, distinct.c), x
+ * the source rows whose covering version is absent or differs (a replay
+ * keeps none, so it reads and writes nothing more), j those
  * rows with P and N (looked up only where they can matter) and what is to
  * be done, o the version rows to change, and the writes ordered so that
  * no constraint over the versions ever sees a transient state: deletes,
