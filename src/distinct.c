@@ -13,8 +13,8 @@
  * this file asks it the same questions.
  *
  * The check compares keys with the default btree equality of the key's
- * type, under the collation the source column carries (the statements
- * compare source values of the target's type, without a COLLATE), and
+ * type, under the target column's collation (the statements convert source
+ * values to the target's type and collation, pgi_match_source_columns), and
  * joins them to the target's.  A proof counts only if it is about that
  * equality:
  *	- the source column is of the target column's type, with no cast in
@@ -22,8 +22,8 @@
  *	  become integer 1, varchar(5) truncates);
  *	- the proving operator belongs to the type's default btree operator
  *	  family;
- *	- for a collatable type, the proof's collation is the source column's
- *	  and the target column's, or each of those two is deterministic
+ *	- for a collatable type, the proof's collation is the target column's,
+ *	  or that one is deterministic
  *	  (distinct under any collation means distinct byte for byte, which is
  *	  what a deterministic collation's equality is; the reverse does not
  *	  hold: 'a' and 'A' are distinct bytewise and equal case-insensitively).
@@ -81,7 +81,7 @@ collation_implies(Oid typid, Oid proof, Oid check)
 /*
  * Whether uniqueness of key position pos under collation proof is
  * uniqueness under the check's equality: same type (no cast), and a
- * collation that implies the source column's and the target column's.
+ * collation that implies the target column's.
  */
 static bool
 column_provable(const PgiColumnList *source, const PgiColumnList *cols,
@@ -92,8 +92,7 @@ column_provable(const PgiColumnList *source, const PgiColumnList *cols,
 
 	if (pgi_column_needs_cast(scol, tcol))
 		return false;
-	return collation_implies(tcol->typid, proof, scol->collid) &&
-		collation_implies(tcol->typid, proof, tcol->collid);
+	return collation_implies(tcol->typid, proof, tcol->collid);
 }
 
 /* the key position whose source column is attnum, or -1 */

@@ -101,6 +101,7 @@ extern void pgi_append_insert_into(StringInfo buf, const char *target,
 extern void pgi_append_column_list(StringInfo buf, const char *alias,
 								   const PgiColumnList *cols, List *indexes);
 extern void pgi_append_type(StringInfo buf, Oid typid, int32 typmod);
+extern void pgi_append_collation(StringInfo buf, Oid collid);
 extern void pgi_append_assignment_cast(StringInfo buf, const char *alias,
 									   const PgiColumn *col, Oid typid,
 									   int32 typmod);

@@ -24,6 +24,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
@@ -126,6 +127,23 @@ pgi_append_type(StringInfo buf, Oid typid, int32 typmod)
 												FORMAT_TYPE_FORCE_QUALIFY));
 }
 
+/* a collation's schema-qualified, quoted name */
+void
+pgi_append_collation(StringInfo buf, Oid collid)
+{
+	HeapTuple	tup;
+	Form_pg_collation coll;
+
+	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for collation %u", collid);
+	coll = (Form_pg_collation) GETSTRUCT(tup);
+	appendStringInfo(buf, "%s.%s",
+					 quote_identifier(get_namespace_name(coll->collnamespace)),
+					 quote_identifier(NameStr(coll->collname)));
+	ReleaseSysCache(tup);
+}
+
 /*
  * alias.col converted to typid/typmod as an INSERT would convert it: with
  * assignment, not explicit, semantics.  CAST(x AS varchar(3)) silently
@@ -221,6 +239,8 @@ pgi_match_source_columns(PgiRelation *target, const PgiColumnList *source,
 		const PgiColumn *scol = &source->cols[i];
 		int			t = pgi_column_index(&target->columns, scol->name);
 		PgiColumn  *tcol;
+		bool		cast;
+		bool		recollate;
 
 		if (t < 0)
 			ereport(ERROR,
@@ -263,14 +283,29 @@ pgi_match_source_columns(PgiRelation *target, const PgiColumnList *source,
 		cols.cols[cols.ncols++] = *tcol;
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
-		if (pgi_column_needs_cast(scol, tcol))
-		{
+		cast = pgi_column_needs_cast(scol, tcol);
+		recollate = OidIsValid(tcol->collid) && scol->collid != tcol->collid;
+		if (cast)
 			pgi_append_assignment_cast(&buf, "s0", scol, tcol->typid, tcol->typmod);
+		else
+			pgi_append_column(&buf, "s0", scol);
+
+		/*
+		 * Source values are compared as the target compares them: a key
+		 * unique byte for byte ('a' and 'A') may be one key under the
+		 * target's case-insensitive collation, and the checks must find that
+		 * duplicate before ON CONFLICT or the unique index does.
+		 */
+		if (recollate)
+		{
+			appendStringInfoString(&buf, " COLLATE ");
+			pgi_append_collation(&buf, tcol->collid);
+		}
+		if (cast || recollate)
+		{
 			appendStringInfoString(&buf, " AS ");
 			pgi_append_ident(&buf, tcol->name);
 		}
-		else
-			pgi_append_column(&buf, "s0", scol);
 	}
 	appendStringInfo(&buf, " FROM %s", from);
 	*sel = buf.data;

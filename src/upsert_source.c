@@ -273,8 +273,9 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 }
 
 /*
- * A JSON source's columns are its keys, each of the type of the target's
- * column of that name: jsonb_to_recordset($1) with that column list.
+ * A JSON source's columns are its keys, each of the type and collation of
+ * the target's column of that name: jsonb_to_recordset($1) with that
+ * column list.
  */
 static void
 json_describe(UpsertSource *source, PgiRelation *target)
@@ -304,6 +305,12 @@ json_describe(UpsertSource *source, PgiRelation *target)
 		pgi_append_ident(&source->from, col->name);
 		appendStringInfoChar(&source->from, ' ');
 		pgi_append_type(&source->from, col->typid, col->typmod);
+		/* compared as the target compares it, as a relation's would be */
+		if (OidIsValid(col->collid))
+		{
+			appendStringInfoString(&source->from, " COLLATE ");
+			pgi_append_collation(&source->from, col->collid);
+		}
 	}
 	appendStringInfoChar(&source->from, ')');
 }

@@ -89,7 +89,9 @@ CREATE TABLE u_numeric_2 (id numeric(4,1) PRIMARY KEY, a text);
 INSERT INTO u_numeric_2 VALUES (1.2, 'p'), (1.4, 'q');
 SELECT pg_temp.check_left_out($$SELECT idempotent_history('u_hist_n', 'u_numeric_2', as_of => '2025-04-01')$$);
 -- a unique index under a deterministic collation, where the source column's
--- collation is case-insensitive: 'a' and 'A' are one key to the check
+-- collation is case-insensitive: the check compares as the target's key
+-- does, under its deterministic collation, so 'a' and 'A' are two keys and
+-- the "C" index proves it
 CREATE COLLATION u_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE TABLE u_hist_t (code text, a text, valid_from timestamptz NOT NULL,
 	valid_to timestamptz, PRIMARY KEY (code, valid_from));
@@ -147,6 +149,13 @@ SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_other')$$);
 SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_partial')$$);
 SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_parent')$$);
 SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt', 'u_numeric')$$);
+-- unique bytewise ("C") but not under the target key's case-insensitive
+-- collation
+CREATE TABLE u_tgt_ci (code text COLLATE u_ci PRIMARY KEY, a text);
+SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt_ci', 'u_ci_src')$$);
+SELECT count(*) FROM u_tgt_ci;
+-- into a target whose key tells 'a' from 'A': two keys, the "C" index
+-- proves it
 SELECT pg_temp.check_left_out($$SELECT idempotent_upsert('u_tgt_t', 'u_ci_src')$$);
 BEGIN;
 SET CONSTRAINTS ALL DEFERRED;

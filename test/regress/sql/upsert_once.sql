@@ -89,3 +89,30 @@ SELECT * FROM idempotent_upsert_json('docs',
 	version_column => 'version', on_duplicate => 'last');
 SELECT evaluated();
 SELECT * FROM docs ORDER BY id;
+
+-- A view is a query too: the upserts, the history writes and the replace
+-- family evaluate it once per call, whatever they do with its rows.
+CREATE TABLE viewed (id int PRIMARY KEY, v text, version int);
+CREATE VIEW counted_rows AS
+	SELECT counted(g) AS id, 'v' || g AS v, 1 AS version FROM generate_series(1, 3) g;
+SELECT evaluated() AS reset;
+SELECT * FROM idempotent_upsert('viewed', 'counted_rows');
+SELECT evaluated();
+SELECT * FROM idempotent_upsert('viewed', 'counted_rows');
+SELECT evaluated();
+SELECT * FROM idempotent_upsert('viewed', 'counted_rows', version_column => 'version',
+	on_duplicate => 'last', dry_run => true);
+SELECT evaluated();
+CREATE TABLE viewed_history (id int, v text, version int, valid_from timestamptz,
+	valid_to timestamptz, PRIMARY KEY (id, valid_from));
+SELECT * FROM idempotent_history('viewed_history', 'counted_rows', as_of => '2025-01-01');
+SELECT evaluated();
+SELECT * FROM idempotent_history('viewed_history', 'counted_rows', as_of => '2025-01-01');
+SELECT evaluated();
+SELECT * FROM idempotent_history('viewed_history', 'counted_rows', as_of => '2025-02-01',
+	deletes => 'close');
+SELECT evaluated();
+SELECT * FROM replace_table('viewed', 'counted_rows', mode => 'diff');
+SELECT evaluated();
+SELECT * FROM replace_partition('viewed', 'counted_rows', 'version', 1, mode => 'delete_insert');
+SELECT evaluated();
