@@ -92,3 +92,16 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION idempotent_history(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.timestamptz, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
 'write a source''s rows as of a moment into a type-2 history (versions with valid_from, valid_to); a re-run writes nothing';
+
+/*
+ * Internal: whether two rows, given as one argument list (the first half
+ * against the second), differ by binary image, as ROW(...) *<> ROW(...)
+ * says, without forming either row.
+ */
+CREATE FUNCTION pgi_internal._images_differ(VARIADIC "any")
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'pgi_images_differ'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION pgi_internal._images_differ("any") IS
+'internal: whether two rows differ by binary image, used by the upserts and idempotent_history';

@@ -107,6 +107,8 @@ typedef struct HistoryPlan
 	bool		probe;			/* batch small against the table */
 	bool		unique;			/* source unique on the key (distinct.c) */
 	char	   *sel;			/* SELECT of cols, in target types */
+	char	   *imagefn;		/* _images_differ, or NULL: see
+								 * pgi_append_image_differs */
 	Oid			relids[2];
 	PgiParams	params;			/* $1: as_of */
 	Snapshot	snapshot;
@@ -315,7 +317,7 @@ append_neighbour(StringInfo q, HistoryPlan *plan, const char *name,
 	appendStringInfo(q, " LEFT JOIN LATERAL (SELECT %s AS %s, %s AS %s, ",
 					 vcol(plan, "t", false), own(plan, "vf"),
 					 vcol(plan, "t", true), own(plan, "vt"));
-	pgi_append_image_differs(q, "t", "x", &plan->cols, plan->all, false);
+	pgi_append_image_differs(q, plan->imagefn, "t", "x", &plan->cols, plan->all, false);
 	appendStringInfo(q, " AS %s FROM %s t WHERE %s AND ",
 					 own(plan, "same"), plan->target->qualname, cond);
 	pgi_append_key_match(q, "t", "x", &plan->cols, plan->key);
@@ -415,7 +417,7 @@ build_statement(HistoryPlan *plan)
 	appendStringInfoString(&q, " AND ");
 	append_covers(&q, plan, "v");
 	appendStringInfo(&q, " WHERE %s AND (%s IS NULL OR ", checks, vcol(plan, "v", false));
-	pgi_append_image_differs(&q, "s", "v", &plan->cols, plan->all, true);
+	pgi_append_image_differs(&q, plan->imagefn, "s", "v", &plan->cols, plan->all, true);
 	appendStringInfoString(&q, "))");
 
 	/*
@@ -692,6 +694,7 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	plan.source = pgi_relation_open(PG_GETARG_OID(HA_SOURCE), PGI_REL_READ, "source");
 	key = PG_ARGISNULL(HA_KEY) ? NULL : PG_GETARG_ARRAYTYPE_P(HA_KEY);
 	plan.dry_run = PG_GETARG_BOOL(HA_DRY_RUN);
+	plan.imagefn = pgi_images_differ_fn(fcinfo->flinfo->fn_oid);
 	deletes = text_to_cstring(PG_GETARG_TEXT_PP(HA_DELETES));
 	if (strcmp(deletes, "ignore") == 0)
 		plan.close = false;

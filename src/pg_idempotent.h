@@ -117,8 +117,8 @@ extern void pgi_append_key_match(StringInfo buf, const char *left,
 								 List *key);
 extern void pgi_append_any_null(StringInfo buf, const char *alias,
 								const PgiColumnList *cols, List *indexes);
-extern void pgi_append_image_differs(StringInfo buf, const char *left,
-									 const char *right,
+extern void pgi_append_image_differs(StringInfo buf, const char *fn,
+									 const char *left, const char *right,
 									 const PgiColumnList *cols, List *indexes,
 									 bool differs);
 extern Oid	pgi_type_operator(Oid typid, int strategy, const char *colname);
@@ -137,6 +137,23 @@ extern int	pgi_begin_settings(bool probe);
 /* the schema of the internal helpers the generated SQL calls by name */
 #define PGI_INTERNAL_SCHEMA "pgi_internal"
 extern char *pgi_internal_schema(Oid fn);
+extern char *pgi_images_differ_fn(Oid fn);
+
+/* image.c: values compared by binary image */
+typedef struct PgiImageArg
+{
+	Oid			typid;
+	int16		typlen;
+	bool		byval;
+} PgiImageArg;
+
+typedef struct PgiImageArgs
+{
+	int			nargs;
+	PgiImageArg arg[FLEXIBLE_ARRAY_MEMBER];
+} PgiImageArgs;
+
+extern PgiImageArgs *pgi_image_args(FunctionCallInfo fcinfo, const char *fname);
 
 typedef struct PgiParams
 {

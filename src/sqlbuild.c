@@ -436,16 +436,28 @@ pgi_append_any_null(StringInfo buf, const char *alias,
  * Whether two rows differ (or are identical) in the given columns, by
  * binary image: the comparison REFRESH MATERIALIZED VIEW CONCURRENTLY uses.
  * 1.0 and 1.00 differ, NULL equals NULL, and types without an equality
- * operator compare too.  With no columns, rows are identical.
+ * operator compare too.  With no columns, rows are identical.  fn is
+ * _images_differ (pgi_images_differ_fn), which compares the columns without
+ * building a row of each side; without it (an extension not yet updated
+ * from 0.1.0), or for rows too wide for one call, record_image_ne.
  */
 void
-pgi_append_image_differs(StringInfo buf, const char *left, const char *right,
-						 const PgiColumnList *cols, List *indexes,
-						 bool differs)
+pgi_append_image_differs(StringInfo buf, const char *fn, const char *left,
+						 const char *right, const PgiColumnList *cols,
+						 List *indexes, bool differs)
 {
 	if (indexes == NIL)
 	{
 		appendStringInfoString(buf, differs ? "false" : "true");
+		return;
+	}
+	if (fn != NULL && 2 * list_length(indexes) <= FUNC_MAX_ARGS)
+	{
+		appendStringInfo(buf, "%s%s(", differs ? "" : "NOT ", fn);
+		pgi_append_column_list(buf, left, cols, indexes);
+		appendStringInfoString(buf, ", ");
+		pgi_append_column_list(buf, right, cols, indexes);
+		appendStringInfoChar(buf, ')');
 		return;
 	}
 
@@ -493,6 +505,21 @@ pgi_internal_schema(Oid fn)
 	if (name == NULL)
 		elog(ERROR, "cache lookup failed for the schema of function %u", fn);
 	return name;
+}
+
+/*
+ * The qualified name of _images_differ (image.c), or NULL where the
+ * extension's objects predate it: an extension still at 0.1.0 has no
+ * pgi_internal schema, and no such function.
+ */
+char *
+pgi_images_differ_fn(Oid fn)
+{
+	char	   *schema = pgi_internal_schema(fn);
+
+	if (strcmp(schema, PGI_INTERNAL_SCHEMA) != 0)
+		return NULL;
+	return quote_qualified_identifier(schema, "_images_differ");
 }
 
 /*

@@ -600,6 +600,7 @@ pgi_upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *sourc
 	plan.target = target;
 	plan.source = source;
 	plan.dry_run = PG_GETARG_BOOL(5);
+	plan.fn = fcinfo->flinfo->fn_oid;
 	plan.relids[0] = target->relid;
 	plan.relids[1] = source->relid;
 	plan.materialize = !OidIsValid(source->relid);

@@ -79,6 +79,8 @@ typedef struct UpsertPlan
 	char	   *sel;			/* SELECT of cols, in target types */
 	bool		materialize;	/* evaluate the source once: a query or JSON */
 	bool		probe;			/* batch small against the table: index probes */
+	Oid			fn;				/* the function called, for
+								 * pgi_images_differ_fn */
 	Oid			relids[2];		/* target and source, whose invalidation
 								 * forgets plans */
 	PgiCallShape *shape;		/* the call's shape, when it is kept; else

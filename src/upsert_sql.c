@@ -52,7 +52,8 @@ append_changed(StringInfo buf, UpsertPlan *plan, const char *t, const char *s)
 		appendStringInfoString(buf, ")");
 	}
 	else
-		pgi_append_image_differs(buf, t, s, &plan->cols, plan->upd, true);
+		pgi_append_image_differs(buf, pgi_images_differ_fn(plan->fn), t, s,
+								 &plan->cols, plan->upd, true);
 }
 
 /* key columns as "s.k1, s.k2" */

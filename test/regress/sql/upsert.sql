@@ -227,3 +227,37 @@ CREATE TRIGGER skip_marked BEFORE INSERT ON skipping FOR EACH ROW EXECUTE FUNCTI
 INSERT INTO skipping VALUES (1, 'one');
 SELECT * FROM idempotent_upsert_query('skipping', 'SELECT * FROM (VALUES (1, ''uno''), (2, ''two''), (3, ''skip'')) v(id, v)');
 SELECT * FROM skipping ORDER BY id;
+
+-- rows compare by binary image column by column (_images_differ) up to 50
+-- columns, and as ROW()s beyond: both ways, a replay is unchanged and one
+-- changed column an update, by image (1.0 -> 1.00, a long value out of line)
+DO $$
+BEGIN
+	EXECUTE 'CREATE TABLE wide50 (id int PRIMARY KEY, n numeric, t text, '
+		|| (SELECT string_agg(format('c%s int', g), ', ') FROM generate_series(4, 50) g) || ')';
+	EXECUTE 'CREATE TABLE wide51 (id int PRIMARY KEY, n numeric, t text, '
+		|| (SELECT string_agg(format('c%s int', g), ', ') FROM generate_series(4, 51) g) || ')';
+END $$;
+CREATE TABLE wide50_in (LIKE wide50);
+CREATE TABLE wide51_in (LIKE wide51);
+INSERT INTO wide50_in (id, n, t, c50) SELECT g, 1.0, repeat('x', 10000), g FROM generate_series(1, 3) g;
+INSERT INTO wide51_in (id, n, t, c51) SELECT g, 1.0, repeat('x', 10000), g FROM generate_series(1, 3) g;
+SELECT * FROM idempotent_upsert('wide50', 'wide50_in');
+SELECT * FROM idempotent_upsert('wide51', 'wide51_in');
+SELECT * FROM idempotent_upsert('wide50', 'wide50_in');
+SELECT * FROM idempotent_upsert('wide51', 'wide51_in');
+UPDATE wide50_in SET n = 1.00 WHERE id = 1;
+UPDATE wide50_in SET t = repeat('x', 9999) || 'y' WHERE id = 2;
+UPDATE wide50_in SET c50 = NULL WHERE id = 3;
+UPDATE wide51_in SET n = 1.00 WHERE id = 1;
+UPDATE wide51_in SET t = repeat('x', 9999) || 'y' WHERE id = 2;
+UPDATE wide51_in SET c51 = NULL WHERE id = 3;
+SELECT * FROM idempotent_upsert('wide50', 'wide50_in');
+SELECT * FROM idempotent_upsert('wide51', 'wide51_in');
+SELECT id, n::text, right(t, 1), c50 FROM wide50 ORDER BY id;
+SELECT id, n::text, right(t, 1), c51 FROM wide51 ORDER BY id;
+SELECT * FROM idempotent_upsert('wide50', 'wide50_in');
+SELECT * FROM idempotent_upsert('wide51', 'wide51_in');
+-- the helper itself: no VARIADIC array, an even number of arguments
+SELECT pgi_internal._images_differ(VARIADIC ARRAY[1, 2]);
+SELECT pgi_internal._images_differ(1, 2, 3);

@@ -51,6 +51,12 @@ CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), version int NO
 CREATE TABLE orders_staging (LIKE orders);
 INSERT INTO orders_staging SELECT g, g * 1.5, 1 FROM generate_series(1, 50) g;
 SELECT * FROM idempotent_upsert('orders', 'orders_staging', version_column => 'version');
+-- without a version column rows compare by binary image; 0.1.0 has no
+-- pgi_internal._images_differ, so the call compares ROW()s: the replay is
+-- unchanged, a new amount an update
+SELECT * FROM idempotent_upsert('orders', 'orders_staging');
+UPDATE orders_staging SET amount = amount + 1 WHERE id = 1;
+SELECT * FROM idempotent_upsert('orders', 'orders_staging');
 CREATE TABLE daily (day date NOT NULL, n int NOT NULL);
 CREATE TABLE daily_source (LIKE daily);
 INSERT INTO daily_source SELECT date '2025-01-15', g FROM generate_series(1, 10) g;
