@@ -59,6 +59,11 @@ FROM je_t;
 CREATE TABLE je_e (id int PRIMARY KEY, a text);
 SELECT * FROM idempotent_upsert_json('je_e', (SELECT doc FROM je_docs WHERE n = 3000));
 SELECT * FROM idempotent_upsert_json('je_e', (SELECT doc FROM je_docs WHERE n = 3000));
+-- a look-alike in the extension's own schema is never what a call reads
+CREATE FUNCTION _jsonb_to_recordset(jsonb, bigint) RETURNS SETOF record
+	LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'planted _jsonb_to_recordset called'; END$$;
+SELECT * FROM idempotent_upsert_json('je_e', (SELECT doc FROM je_docs WHERE n = 1500));
+DROP FUNCTION _jsonb_to_recordset(jsonb, bigint);
 -- a large batch's checks still see its duplicates and null keys
 SELECT * FROM idempotent_upsert_json('je_e', (SELECT doc || '[{"id": 7, "a": "dup"}]' FROM je_docs WHERE n = 3000));
 SELECT * FROM idempotent_upsert_json('je_e', (SELECT doc || '[{"a": "no key"}]' FROM je_docs WHERE n = 3000));
