@@ -75,6 +75,33 @@ ALTER FUNCTION _fingerprint_final(pg_catalog.internal) SET SCHEMA pgi_internal;
 ALTER AGGREGATE _fingerprint_agg(record) SET SCHEMA pgi_internal;
 ALTER FUNCTION _replace_image("any") SET SCHEMA pgi_internal;
 
+-- 2. Upserting JSON: the planner's row estimate
+
+/*
+ * jsonb_to_recordset is planned as 100 rows whatever the array holds, so a
+ * large JSON batch was joined to its table by one index probe per row.
+ * idempotent_upsert_json knows the count before its statement runs, and
+ * reads a large batch through this one instead: jsonb_to_recordset(rows),
+ * whose support function gives the planner estimate (a constant in the
+ * statement) as its row count.
+ */
+CREATE FUNCTION pgi_internal._jsonb_to_recordset_support(pg_catalog.internal)
+RETURNS pg_catalog.internal
+AS 'MODULE_PATHNAME', 'pgi_jsonb_to_recordset_support'
+LANGUAGE C STRICT;
+
+COMMENT ON FUNCTION pgi_internal._jsonb_to_recordset_support(pg_catalog.internal) IS
+'planner support of _jsonb_to_recordset: its estimate argument as its row count';
+
+CREATE FUNCTION pgi_internal._jsonb_to_recordset(rows pg_catalog.jsonb, estimate pg_catalog.int8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pgi_jsonb_to_recordset'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 100
+SUPPORT pgi_internal._jsonb_to_recordset_support;
+
+COMMENT ON FUNCTION pgi_internal._jsonb_to_recordset(pg_catalog.jsonb, pg_catalog.int8) IS
+'jsonb_to_recordset(rows), planned as estimate rows; the JSON source of idempotent_upsert_json';
+
 -- 8. History: immutable versioned writes
 
 CREATE FUNCTION idempotent_history(target pg_catalog.regclass,

@@ -4,19 +4,25 @@
  *	  idempotent_upsert_query and idempotent_upsert_json: the sources that
  *	  are not a relation.  A query must be one SELECT that locks no rows; a
  *	  JSON array's objects are scanned once, in C, for their keys, which
- *	  become the column list of jsonb_to_recordset($1).  Both then run as
+ *	  become the column list of jsonb_to_recordset($1), and their count,
+ *	  which a large batch's statement gives the planner.  Both then run as
  *	  upsert.c's call, with the source evaluated once (MATERIALIZED).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/dependency.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -29,6 +35,16 @@
 
 PG_FUNCTION_INFO_V1(pgi_idempotent_upsert_query);
 PG_FUNCTION_INFO_V1(pgi_idempotent_upsert_json);
+PG_FUNCTION_INFO_V1(pgi_jsonb_to_recordset);
+PG_FUNCTION_INFO_V1(pgi_jsonb_to_recordset_support);
+
+/*
+ * The smallest JSON batch whose size the statement tells the planner.  Up
+ * to here the planner's default for a set-returning function (100 rows) is
+ * near enough for it to plan well; and a batch that small keeps one call
+ * shape, so micro-batches of varying size share their statements and plans.
+ */
+#define JSON_ESTIMATE_MIN 1024
 
 /*
  * The query must be exactly one SELECT (or VALUES): it is embedded as a
@@ -273,8 +289,123 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 }
 
 /*
+ * The row estimate a JSON batch's statement carries: its element count
+ * rounded to the nearest power of 4 (on a log scale, so never more than
+ * twice off), or 0 for a batch too small to need one.  Rounded, because the
+ * estimate is written into the statement's text: the statement is planned
+ * once (a generic plan, callcache.c and pgi_spi_run_cached), and a few
+ * sizes of batch share it, where each count would have a plan of its own.
+ */
+static int64
+json_rows_estimate(int64 nrows)
+{
+	int64		est = JSON_ESTIMATE_MIN;
+
+	if (nrows < JSON_ESTIMATE_MIN)
+		return 0;
+	while (nrows >= est * 2 && est <= PG_INT64_MAX / 8)
+		est *= 4;
+	return est;
+}
+
+/*
+ * The function call a JSON source's rows come from, into source->from
+ * (json_describe adds its column list), and the estimate it carries into
+ * the call's shape, ahead of the keys.
+ *
+ * jsonb_to_recordset() is planned as 100 rows, whatever the array holds;
+ * against a table of 100k rows, a batch of 100k is then joined by 100k
+ * probes of the key's index where one hash join is cheaper.  The count is
+ * known by now (json_scan), so a batch of JSON_ESTIMATE_MIN or more is read
+ * through pgi_internal._jsonb_to_recordset($1, estimate), which is
+ * jsonb_to_recordset with a planner support function that returns the
+ * estimate as its row count: the planner costs every join and aggregate of
+ * the statement on the right size.  The wrapper is only called where it is
+ * the extension's own, in the schema nobody else may create in
+ * (pgi_internal_schema); a database whose extension predates it reads the
+ * array directly, unestimated, as before.
+ */
+static void
+json_rows_call(UpsertSource *source, Oid fn, int64 nrows)
+{
+	int64		est = json_rows_estimate(nrows);
+	char	   *schema = NULL;
+
+	if (est > 0)
+	{
+		Oid			argtypes[2] = {JSONBOID, INT8OID};
+		Oid			ext = getExtensionOfObject(ProcedureRelationId, fn);
+		Oid			wrapper;
+
+		schema = pgi_internal_schema(fn);
+		wrapper = LookupFuncName(list_make2(makeString(schema),
+											makeString("_jsonb_to_recordset")),
+								 2, argtypes, true);
+		if (!OidIsValid(ext) || !OidIsValid(wrapper) ||
+			getExtensionOfObject(ProcedureRelationId, wrapper) != ext)
+			est = 0;
+	}
+	if (est > 0)
+		appendStringInfo(&source->from,
+						 "%s._jsonb_to_recordset($1, " INT64_FORMAT "::pg_catalog.int8)",
+						 quote_identifier(schema), est);
+	else
+		appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1)");
+	appendBinaryStringInfo(source->shape, (char *) &est, sizeof(est));
+}
+
+/*
+ * pgi_internal._jsonb_to_recordset(rows jsonb, estimate int8): exactly
+ * jsonb_to_recordset(rows), which it calls with the same call context (the
+ * column definition list, the materialize mode); estimate is only for the
+ * planner, through the support function below.
+ */
+Datum
+pgi_jsonb_to_recordset(PG_FUNCTION_ARGS)
+{
+	LOCAL_FCINFO(inner, 1);
+	Datum		result;
+
+	InitFunctionCallInfoData(*inner, fcinfo->flinfo, 1, fcinfo->fncollation,
+							 fcinfo->context, fcinfo->resultinfo);
+	inner->args[0] = fcinfo->args[0];
+	result = jsonb_to_recordset(inner);
+	fcinfo->isnull = inner->isnull;
+	return result;
+}
+
+/*
+ * Its planner support: the estimate argument, when the planner sees it as
+ * a constant (it is written into the statement as one), is the function's
+ * row count.
+ */
+Datum
+pgi_jsonb_to_recordset_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestRows *req;
+	Node	   *est;
+
+	if (!IsA(rawreq, SupportRequestRows))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestRows *) rawreq;
+	if (!is_funcclause(req->node) ||
+		list_length(((FuncExpr *) req->node)->args) != 2)
+		PG_RETURN_POINTER(NULL);
+	est = lsecond(((FuncExpr *) req->node)->args);
+	if (req->root != NULL)
+		est = estimate_expression_value(req->root, est);
+	if (!IsA(est, Const) || ((Const *) est)->constisnull ||
+		((Const *) est)->consttype != INT8OID ||
+		DatumGetInt64(((Const *) est)->constvalue) <= 0)
+		PG_RETURN_POINTER(NULL);
+	req->rows = (double) DatumGetInt64(((Const *) est)->constvalue);
+	PG_RETURN_POINTER(req);
+}
+
+/*
  * A JSON source's columns are its keys, each of the type and collation of
- * the target's column of that name: jsonb_to_recordset($1) with that
+ * the target's column of that name: json_rows_call's function with that
  * column list.
  */
 static void
@@ -284,7 +415,7 @@ json_describe(UpsertSource *source, PgiRelation *target)
 
 	source->columns.ncols = 0;
 	source->columns.cols = palloc0(sizeof(PgiColumn) * source->nkeys);
-	appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1) s0(");
+	appendStringInfoString(&source->from, " s0(");
 	for (i = 0; i < source->nkeys; i++)
 	{
 		char	   *name = source->keys[i];
@@ -366,8 +497,13 @@ pgi_idempotent_upsert_json(PG_FUNCTION_ARGS)
 	source->keys = keys;
 	source->nkeys = nkeys;
 	source->describe = json_describe;
-	/* the shape: the keys, in their sorted order, each ended by a zero byte */
+
+	/*
+	 * the shape: the row estimate (fixed width, first), then the keys, in
+	 * their sorted order, each ended by a zero byte
+	 */
 	source->shape = makeStringInfo();
+	json_rows_call(source, fcinfo->flinfo->fn_oid, nrows);
 	for (i = 0; i < nkeys; i++)
 		appendBinaryStringInfo(source->shape, keys[i], strlen(keys[i]) + 1);
 
