@@ -182,6 +182,14 @@ typedef struct PgiMaterialized
 
 extern void pgi_spi_materialize(const char *sql, const char *name,
 								PgiMaterialized *m);
+
+/* Whether pgi_spi_materialize_some keeps a row; sees every row. */
+struct TupleTableSlot;
+typedef bool (*PgiRowFilter) (struct TupleTableSlot *slot, void *arg);
+
+extern void pgi_spi_materialize_some(const char *sql, const PgiParams *params,
+									 const char *name, PgiMaterialized *m,
+									 PgiRowFilter keep, void *arg);
 extern void pgi_spi_forget_materialized(PgiMaterialized *m);
 
 extern int	pgi_run_in_subxact(void (*fn) (void *arg), void *arg,

@@ -121,6 +121,8 @@ extern void pgi_replace_diff_count(ReplacePlan *plan, const char *from,
 								   DiffCounts *dc);
 extern void pgi_replace_diff_write(ReplacePlan *plan, DiffCounts *dc,
 								   int64 *deleted, int64 *inserted);
+extern bool pgi_replace_diff(ReplacePlan *plan, int64 *deleted,
+							 int64 *inserted);
 extern int64 pgi_replace_delete_slice(ReplacePlan *plan);
 extern int64 pgi_replace_insert_all(ReplacePlan *plan);
 extern void pgi_replace_settle(ReplacePlan *plan, TransactionId horizon,

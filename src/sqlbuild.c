@@ -691,14 +691,74 @@ pgi_spi_run(const char *sql, const PgiParams *params, bool read_only,
 void
 pgi_spi_materialize(const char *sql, const char *name, PgiMaterialized *m)
 {
+	pgi_spi_materialize_some(sql, NULL, name, m, NULL, NULL);
+}
+
+/* What pgi_spi_materialize_some passes its rows through. */
+typedef struct FilterReceiver
+{
+	DestReceiver pub;
+	DestReceiver *store;		/* the tuplestore's receiver */
+	PgiRowFilter keep;
+	void	   *arg;
+} FilterReceiver;
+
+static bool
+filter_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	FilterReceiver *f = (FilterReceiver *) self;
+
+	if (!f->keep(slot, f->arg))
+		return true;
+	return f->store->receiveSlot(slot, f->store);
+}
+
+static void
+filter_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	FilterReceiver *f = (FilterReceiver *) self;
+
+	f->store->rStartup(f->store, operation, typeinfo);
+}
+
+static void
+filter_shutdown(DestReceiver *self)
+{
+	FilterReceiver *f = (FilterReceiver *) self;
+
+	f->store->rShutdown(f->store);
+}
+
+static void
+filter_destroy(DestReceiver *self)
+{
+	FilterReceiver *f = (FilterReceiver *) self;
+
+	f->store->rDestroy(f->store);
+	pfree(f);
+}
+
+/*
+ * pgi_spi_materialize with parameters, keeping only the rows keep() says
+ * to keep (all when keep is NULL): keep sees every row the statement
+ * returns, so a caller can count the rows it drops in the same pass.
+ */
+void
+pgi_spi_materialize_some(const char *sql, const PgiParams *params,
+						 const char *name, PgiMaterialized *m,
+						 PgiRowFilter keep, void *arg)
+{
 	SPIPlanPtr	plan;
 	CachedPlanSource *ps;
 	DestReceiver *dest;
 	SPIExecuteOptions options;
 	EphemeralNamedRelation enr;
+	ParamListInfo paramli = NULL;
+	int			nargs = params != NULL ? params->nargs : 0;
 	int			ret;
+	int			i;
 
-	plan = SPI_prepare(sql, 0, NULL);
+	plan = SPI_prepare(sql, nargs, nargs > 0 ? (Oid *) params->types : NULL);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare statement: %s: %s",
 			 SPI_result_code_string(SPI_result), sql);
@@ -711,7 +771,33 @@ pgi_spi_materialize(const char *sql, const char *name, PgiMaterialized *m)
 	dest = CreateDestReceiver(DestTuplestore);
 	SetTuplestoreDestReceiverParams(dest, m->rows, CurrentMemoryContext,
 									true, NULL, NULL);
+	if (keep != NULL)
+	{
+		FilterReceiver *f = palloc0(sizeof(FilterReceiver));
+
+		f->pub.receiveSlot = filter_receive;
+		f->pub.rStartup = filter_startup;
+		f->pub.rShutdown = filter_shutdown;
+		f->pub.rDestroy = filter_destroy;
+		f->pub.mydest = dest->mydest;
+		f->store = dest;
+		f->keep = keep;
+		f->arg = arg;
+		dest = &f->pub;
+	}
+	if (nargs > 0)
+	{
+		paramli = makeParamList(nargs);
+		for (i = 0; i < nargs; i++)
+		{
+			paramli->params[i].value = params->values[i];
+			paramli->params[i].isnull = params->nulls[i] == 'n';
+			paramli->params[i].pflags = PARAM_FLAG_CONST;
+			paramli->params[i].ptype = params->types[i];
+		}
+	}
 	memset(&options, 0, sizeof(options));
+	options.params = paramli;
 	options.read_only = false;
 	options.dest = dest;
 	ret = SPI_execute_plan_extended(plan, &options);

@@ -79,6 +79,22 @@ SELECT * FROM replace_partition('rp', 'rp_src', 'day', date '2025-01-01', 'diff'
 DROP SERVER archive;
 DROP EXTENSION file_fdw;
 DROP TABLE rp, rp_src;
+-- diff compares in one pass while every row both sides hold is there once
+-- on each side; rows only one side holds may repeat (each copy is deleted,
+-- or inserted)
+CREATE TABLE ev (k int, v text);
+INSERT INTO ev VALUES (1, 'a'), (1, 'a'), (2, 'b'), (3, 'c');
+CREATE TABLE ev_src (k int, v text);
+INSERT INTO ev_src VALUES (2, 'b'), (3, 'c'), (4, 'd'), (4, 'd');
+SELECT * FROM replace_table('ev', 'ev_src', 'diff');
+-- a row both hold, repeated on either side: the one pass would join copies
+-- to copies, so it is dropped unwritten and copies are counted instead
+INSERT INTO ev_src VALUES (2, 'b'), (5, 'e');
+SELECT * FROM replace_table('ev', 'ev_src', 'diff');
+INSERT INTO ev VALUES (3, 'c');
+SELECT * FROM replace_table('ev', 'ev_src', 'diff');
+SELECT k, v, count(*) FROM ev GROUP BY k, v ORDER BY k, v;
+DROP TABLE ev, ev_src;
 
 -- a value in a unit; a report is then due only after that much time
 SET pg_idempotent.progress_interval = '1min';
