@@ -803,13 +803,14 @@ pgi_spi_materialize_some(const char *sql, const PgiParams *params,
 	ret = SPI_execute_plan_extended(plan, &options);
 	dest->rDestroy(dest);
 	spi_result(ret, SPI_OK_SELECT, sql);
-	SPI_freeplan(plan);
 	m->nrows = (int64) tuplestore_tuple_count(m->rows);
 
 	enr = palloc0(sizeof(EphemeralNamedRelationData));
 	enr->md.name = pstrdup(name);
 	enr->md.reliddesc = InvalidOid;
+	/* the result's descriptor lives in the plan: copied before it is freed */
 	enr->md.tupdesc = CreateTupleDescCopy(ps->resultDesc);
+	SPI_freeplan(plan);
 	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
 	enr->md.enrtuples = (double) m->nrows;
 	enr->reldata = m->rows;
