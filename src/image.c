@@ -6,6 +6,8 @@
  *	  on: 1.0 and 1.00 differ, -0 and 0 differ, NULL matches NULL, and every
  *	  type compares, with or without an equality operator.
  *
+ *	  pgi_image_args is what such a function (_images_differ here,
+ *	  _replace_image in replace_diff.c) keeps about its arguments.
  *	  _images_differ(VARIADIC "any") compares two rows given as one
  *	  argument list, the first half against the second, without building
  *	  either row: ROW(...) *<> ROW(...) forms two heap tuples per call and

@@ -99,19 +99,6 @@ append_image(StringInfo buf, ReplacePlan *plan, const char *alias)
 	appendStringInfoChar(buf, ')');
 }
 
-/* What _replace_image knows about its arguments, kept in fn_extra. */
-typedef struct ImageArg
-{
-	int16		typlen;
-	bool		byval;
-} ImageArg;
-
-typedef struct ImageArgs
-{
-	int			nargs;
-	ImageArg	arg[FLEXIBLE_ARRAY_MEMBER];
-} ImageArgs;
-
 /*
  * _replace_image(VARIADIC "any") RETURNS bytea: the binary image of its
  * arguments, the bytes record_image_eq compares, so that two rows have
@@ -125,27 +112,12 @@ typedef struct ImageArgs
 Datum
 pgi_replace_image(PG_FUNCTION_ARGS)
 {
-	ImageArgs  *ia = (ImageArgs *) fcinfo->flinfo->fn_extra;
+	PgiImageArgs *ia = pgi_image_args(fcinfo, "_replace_image");
 	int			nargs = PG_NARGS();
 	Size		len = VARHDRSZ;
 	bytea	   *result;
 	char	   *p;
 	int			i;
-
-	if (ia == NULL || ia->nargs != nargs)
-	{
-		if (get_fn_expr_variadic(fcinfo->flinfo))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("_replace_image does not take a VARIADIC array")));
-		ia = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
-								offsetof(ImageArgs, arg) + sizeof(ImageArg) * Max(nargs, 1));
-		ia->nargs = nargs;
-		for (i = 0; i < nargs; i++)
-			get_typlenbyval(get_fn_expr_argtype(fcinfo->flinfo, i),
-							&ia->arg[i].typlen, &ia->arg[i].byval);
-		fcinfo->flinfo->fn_extra = ia;
-	}
 
 	/* first the size, then one allocation */
 	for (i = 0; i < nargs; i++)
