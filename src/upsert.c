@@ -47,6 +47,7 @@
 #include "access/stratnum.h"
 #include "catalog/pg_class.h"
 #include "access/relation.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -60,8 +61,13 @@
 
 PG_FUNCTION_INFO_V1(pgi_idempotent_upsert);
 
-/* Write attempts before a repeated deadlock is reported to the caller. */
-#define UPSERT_MAX_ATTEMPTS 5
+/*
+ * Under READ COMMITTED, attempts of the one statement, each in a new
+ * snapshot, before the batch is written with INSERT ... ON CONFLICT; then
+ * attempts of that before a repeated deadlock is reported to the caller.
+ */
+#define UPSERT_FRESH_ATTEMPTS 20
+#define UPSERT_SAFE_ATTEMPTS 4
 
 /*
  * Match the source's columns to the target's (the shared layer refuses what
@@ -259,6 +265,7 @@ typedef struct UpsertWrite
 	int64		new_rows;
 	int64		changed;
 	int64		stale;
+	int64		locked;
 	int64		updated;
 	int64		inserted;
 	int64		dup_keys;
@@ -294,21 +301,49 @@ merge_once(void *arg)
 	w->new_rows = pgi_spi_int8(0, MR_NEW);
 	w->changed = pgi_spi_int8(0, MR_CHANGED);
 	w->stale = pgi_spi_int8(0, MR_STALE);
+	w->locked = pgi_spi_int8(0, MR_LOCKED);
 	w->updated = pgi_spi_int8(0, MR_UPDATED);
 	w->inserted = pgi_spi_int8(0, MR_INSERTED);
 	w->dup_keys = pgi_spi_int8(0, MR_DUP_KEYS);
 	w->dup_example = result_text(MR_DUP_EXAMPLE);
 	w->tie_example = result_text(MR_TIE_EXAMPLE);
+
+	/*
+	 * Fewer rows locked than classified changed: another session changed or
+	 * deleted some since the snapshot.  Under READ COMMITTED the call rolls
+	 * this attempt back and classifies again in a new snapshot, which sees
+	 * that session's rows; the error never reaches the caller.
+	 */
+	if (!w->plan->dry_run && w->locked < w->changed && !IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("rows of \"%s\" changed since the upsert's snapshot",
+						w->plan->target->displayname)));
 }
 
 /*
  * The progress reports of a write attempt that rolled back, by what made
- * it roll back: the error it caught is gone by then, and its code is all a
- * reader needs.  Called for pgi_progress_step's message.
+ * it roll back and what comes next: the error it caught is gone by then,
+ * and its code is all a reader needs.  Called for pgi_progress_step's
+ * message.
  */
 static int
-errmsg_attempt_rolled_back(PgiProgress *progress, int attempt, int sqlerrcode)
+errmsg_attempt_rolled_back(PgiProgress *progress, int attempt, int sqlerrcode,
+						   bool again)
 {
+	if (again)
+		switch (sqlerrcode)
+		{
+			case ERRCODE_UNIQUE_VIOLATION:
+				return errmsg("%s on %s: write attempt %d rolled back after a unique violation; classifying the batch again in a new snapshot",
+							  PGI_PROGRESS_OF(progress), attempt);
+			case ERRCODE_T_R_DEADLOCK_DETECTED:
+				return errmsg("%s on %s: write attempt %d rolled back after a deadlock; classifying the batch again in a new snapshot",
+							  PGI_PROGRESS_OF(progress), attempt);
+			case ERRCODE_T_R_SERIALIZATION_FAILURE:
+				return errmsg("%s on %s: write attempt %d rolled back: rows changed since its snapshot; classifying the batch again in a new snapshot",
+							  PGI_PROGRESS_OF(progress), attempt);
+		}
 	switch (sqlerrcode)
 	{
 		case ERRCODE_UNIQUE_VIOLATION:
@@ -316,6 +351,9 @@ errmsg_attempt_rolled_back(PgiProgress *progress, int attempt, int sqlerrcode)
 						  PGI_PROGRESS_OF(progress), attempt);
 		case ERRCODE_T_R_DEADLOCK_DETECTED:
 			return errmsg("%s on %s: write attempt %d rolled back after a deadlock; writing the batch again with INSERT ... ON CONFLICT in key order",
+						  PGI_PROGRESS_OF(progress), attempt);
+		case ERRCODE_T_R_SERIALIZATION_FAILURE:
+			return errmsg("%s on %s: write attempt %d rolled back: rows changed since its snapshot; writing the batch again with INSERT ... ON CONFLICT in key order",
 						  PGI_PROGRESS_OF(progress), attempt);
 	}
 	return errmsg("%s on %s: write attempt %d rolled back after error %s; writing the batch again with INSERT ... ON CONFLICT in key order",
@@ -392,20 +430,30 @@ report_check_errors(UpsertPlan *plan, UpsertWrite *w)
 
 /*
  * The general path: the one statement, in a subtransaction when it
- * writes.  If another session inserted one of the same keys since the
- * call's snapshot (unique violation), or the two deadlock, the statement is
- * rolled back and the batch written again with INSERT ... ON CONFLICT in
- * key order, for as long as sessions still on their first attempt deadlock
- * against us; the last attempt runs without catching anything, so its
- * error, if any, is the caller's.
+ * writes.  If another session wrote some of the same keys since the
+ * call's snapshot (a unique violation, or fewer changed rows locked than
+ * classified), or the two deadlock, the statement is rolled back.  Under
+ * READ COMMITTED it then runs again in a new snapshot, which sees what the
+ * other session committed, so the retry too locks and writes only what
+ * differs.  After UPSERT_FRESH_ATTEMPTS of those, or at once where the
+ * transaction's snapshot cannot move (REPEATABLE READ, SERIALIZABLE), the
+ * batch is written with INSERT ... ON CONFLICT in key order, for as long as
+ * sessions still on their first attempt deadlock against us; the last
+ * attempt runs without catching anything, so its error, if any, is the
+ * caller's.
  */
 static void
 upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 {
+	static const int fresh_codes[] = {ERRCODE_UNIQUE_VIOLATION,
+		ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_T_R_SERIALIZATION_FAILURE, 0};
 	static const int fast_codes[] = {ERRCODE_UNIQUE_VIOLATION,
 	ERRCODE_T_R_DEADLOCK_DETECTED, 0};
 	static const int safe_codes[] = {ERRCODE_T_R_DEADLOCK_DETECTED, 0};
 	static const int no_codes[] = {0};
+	bool		fresh = !IsolationUsesXactSnapshot();
+	int			fast_attempts = fresh ? UPSERT_FRESH_ATTEMPTS : 1;
+	int			last_attempt = fast_attempts + UPSERT_SAFE_ATTEMPTS;
 	UpsertWrite w;
 	int64		total;
 	int			attempt;
@@ -421,17 +469,24 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 		for (attempt = 1;; attempt++)
 		{
 			int			caught;
+			bool		again = attempt < fast_attempts;
 
-			w.safe = attempt > 1;
+			w.safe = attempt > fast_attempts;
 			caught = pgi_run_in_subxact(merge_once, &w,
-										attempt == UPSERT_MAX_ATTEMPTS ? no_codes :
-										w.safe ? safe_codes : fast_codes);
+										attempt == last_attempt ? no_codes :
+										w.safe ? safe_codes :
+										fresh ? fresh_codes : fast_codes);
 			if (caught == 0)
 				break;
 			/* also where a cancel between attempts is taken */
 			pgi_progress_step(&plan->progress,
 							  errmsg_attempt_rolled_back(&plan->progress, attempt,
-														 caught));
+														 caught, again));
+			if (again)
+			{
+				UnregisterSnapshot(plan->snapshot);
+				plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+			}
 		}
 		if (w.safe)
 		{
@@ -494,26 +549,6 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 		counts->inserted = w.inserted;
 		counts->updated = w.updated;
 
-		/*
-		 * The UPDATE found fewer rows than the classification counted as
-		 * changed: a concurrent writer got there between, and one of its
-		 * changes may have taken a row out from under our UPDATE (deleted and
-		 * re-inserted it, as a replace does), which READ COMMITTED skips
-		 * without a word.  One pass of the safe path decides every row again
-		 * against the committed table; rows already written are identical by
-		 * now and left alone.
-		 */
-		if (w.updated < w.changed)
-		{
-			pgi_progress_step(&plan->progress,
-							  errmsg("%s on %s: updated %lld of the %lld changed rows; deciding the batch again with INSERT ... ON CONFLICT",
-									 PGI_PROGRESS_OF(&plan->progress),
-									 (long long) w.updated, (long long) w.changed));
-			w.safe = true;
-			(void) pgi_run_in_subxact(merge_once, &w, no_codes);
-			counts->inserted += w.safe_counts.inserted;
-			counts->updated += w.safe_counts.updated;
-		}
 	}
 	counts->unchanged = Max(total - counts->inserted - counts->updated - counts->stale, 0);
 }

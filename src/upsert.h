@@ -110,6 +110,7 @@ typedef enum MergeResult
 	MR_NEW,
 	MR_CHANGED,
 	MR_STALE,
+	MR_LOCKED,
 	MR_UPDATED,
 	MR_INSERTED,
 	MR_DUP_KEYS,

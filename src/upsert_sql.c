@@ -97,6 +97,25 @@ append_set_list(StringInfo buf, UpsertPlan *plan, const char *from)
 	}
 }
 
+/*
+ * The row lock the UPDATE will take: FOR UPDATE where it may change a key
+ * column (a key whose equal values can differ in image is SET), so that
+ * no lock needs upgrading; FOR NO KEY UPDATE otherwise, as UPDATE itself
+ * takes, which leaves foreign key checks against the rows unblocked.
+ */
+static const char *
+lock_strength(UpsertPlan *plan)
+{
+	ListCell   *lc;
+
+	foreach(lc, plan->key)
+	{
+		if (list_member_int(plan->set, lfirst_int(lc)))
+			return "UPDATE";
+	}
+	return "NO KEY UPDATE";
+}
+
 /* a column name for j's own columns, unused by the source's columns */
 static char *
 j_column_name(UpsertPlan *plan, const char *base)
@@ -166,8 +185,9 @@ insert_may_skip_rows(UpsertPlan *plan)
  *		LEFT JOIN the target; read only if the checks passed, so that
  *		nothing is written otherwise.  Unchanged rows are dropped here, so
  *		an identical replay keeps no row and writes nothing;
- *	u	UPDATE of the changed rows, rechecking that they still differ;
- *	i	plain INSERT of the new rows;
+ *	l	the changed rows locked, in key order;
+ *	u	UPDATE of the locked rows, rechecking that they still differ;
+ *	i	plain INSERT of the new rows, in key order, after u;
  *
  * and one row of counts, with what the error messages need when the
  * checks failed.  Every part reads the statement's one snapshot.
@@ -301,28 +321,59 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 
 	if (!plan->dry_run)
 	{
-		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
-		append_set_list(&q, plan, "j");
-		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 AND ",
+		/*
+		 * l: the changed rows, locked in key order before any is updated.
+		 * UPDATE has no ORDER BY, and two sessions updating overlapping keys
+		 * in the orders their joins happen to produce deadlock; locking in
+		 * one order they queue instead.  With the ctid, a row that another
+		 * session changed since the snapshot fails the recheck of its new
+		 * version and is left out: the call then sees fewer rows locked than
+		 * it classified changed, and classifies again in a new snapshot.
+		 */
+		appendStringInfo(&q, ", l AS (SELECT j.* FROM j JOIN %s t ON ",
+						 plan->target->qualname);
+		if (tid != NULL)
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s",
+							 quote_identifier(tid));
+		else
+		{
+			pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
+			appendStringInfoString(&q, " AND ");
+			append_changed(&q, plan, "t", "j");
+		}
+		appendStringInfo(&q, " WHERE j.%s OPERATOR(pg_catalog.=) 2 ORDER BY ",
 						 quote_identifier(cls));
+		append_key_list(&q, plan, "j");
+		appendStringInfo(&q, " FOR %s OF t)", lock_strength(plan));
+
+		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
+		append_set_list(&q, plan, "l");
+		appendStringInfoString(&q, " FROM l WHERE ");
 
 		/*
-		 * The row j found, by its ctid: no second probe of the key's index.
-		 * The key is matched too: a row updated concurrently is rechecked in
-		 * its new version by the key and the change, as before (a TID scan
-		 * does not recheck the ctid), and one deleted is skipped, which the
-		 * count of updated rows shows.
+		 * The row j found and l locked, by its ctid: no second probe of the
+		 * key's index.  The key and the change are matched too, which costs
+		 * nothing on a row we hold.
 		 */
 		if (tid != NULL)
-			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) l.%s AND ",
 							 quote_identifier(tid));
-		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
+		pgi_append_key_match(&q, "t", "l", &plan->cols, plan->key);
 		appendStringInfoString(&q, " AND ");
-		append_changed(&q, plan, "t", "j");
+		append_changed(&q, plan, "t", "l");
+
+		/*
+		 * i: the new rows, in key order too, and after u (its initplan reads
+		 * u first): a session waiting for another's uncommitted key then
+		 * holds only keys below it, so no two wait for each other.
+		 */
 		appendStringInfoString(&q, " RETURNING 1), i AS (");
 		pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "j");
-		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1%s)",
-						 quote_identifier(cls), count_inserts ? " RETURNING 1" : "");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1 "
+						 "AND (SELECT pg_catalog.count(*) FROM u) OPERATOR(pg_catalog.>=) 0 ORDER BY ",
+						 quote_identifier(cls));
+		append_key_list(&q, plan, "j");
+		appendStringInfo(&q, "%s)", count_inserts ? " RETURNING 1" : "");
 	}
 
 	/*
@@ -330,8 +381,9 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	 * every row it is given or fails, so k.n1 counts it, and its rows need
 	 * not go through RETURNING into a tuplestore.
 	 */
-	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, ",
+	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, %s, ",
 					 plan->unique ? "c.nn" : "c.nd",
+					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM l)",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" :
 					 count_inserts ? "(SELECT pg_catalog.count(*) FROM i)" : "k.n1");
