@@ -386,6 +386,16 @@ report_check_errors(UpsertPlan *plan, UpsertWrite *w)
 {
 	int64		dup_rows = w->keyed - w->distinct;
 
+	/* the duplicated keys, where the one statement left them out */
+	if (dup_rows > 0 && w->null_keys == 0 && w->null_versions == 0 &&
+		pgi_upsert_dups_apart(plan))
+	{
+		upsert_exec(plan, plan_statement(plan, US_DUPS, pgi_upsert_build_dups),
+					true, SPI_OK_SELECT);
+		w->dup_keys = pgi_spi_int8(0, 1);
+		w->dup_example = result_text(2);
+	}
+
 	if (w->null_keys > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),

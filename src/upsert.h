@@ -47,6 +47,7 @@ typedef enum UpsertStatement
 	US_EMPTY,
 	US_FIRST_LOAD,
 	US_SAFE,
+	US_DUPS,
 	US_NSTATEMENTS
 } UpsertStatement;
 
@@ -136,5 +137,7 @@ extern char *pgi_upsert_build_merge(UpsertPlan *plan);
 extern char *pgi_upsert_build_empty(UpsertPlan *plan);
 extern char *pgi_upsert_build_first_load(UpsertPlan *plan);
 extern char *pgi_upsert_build_safe(UpsertPlan *plan);
+extern char *pgi_upsert_build_dups(UpsertPlan *plan);
+extern bool pgi_upsert_dups_apart(UpsertPlan *plan);
 
 #endif							/* PGI_UPSERT_H */

@@ -148,6 +148,39 @@ append_newest_per_key(StringInfo q, UpsertPlan *plan)
 
 
 /*
+ * Whether the duplicated keys a failed check names are looked for by a
+ * statement of their own (pgi_upsert_build_dups), after the one statement
+ * found that there are some: for a table or JSON source, which read the
+ * same rows again in the same snapshot.  This keeps d's plan out of every
+ * call that has no duplicates (its nodes are set up at each execution,
+ * read or not).  A query is evaluated once, so its d stays in.
+ */
+bool
+pgi_upsert_dups_apart(UpsertPlan *plan)
+{
+	return !plan->unique && !plan->keep_last && plan->source->query == NULL;
+}
+
+/*
+ * Whether an UPDATE of the target can update fewer rows than it was given
+ * without anything concurrent: a BEFORE ROW trigger that returns NULL
+ * (a partition may have one of its own).
+ */
+static bool
+update_may_skip_rows(UpsertPlan *plan)
+{
+	Relation	rel;
+	bool		skip;
+
+	if (plan->target->relkind != RELKIND_RELATION)
+		return true;
+	rel = relation_open(plan->target->relid, NoLock);
+	skip = rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row;
+	relation_close(rel, NoLock);
+	return skip;
+}
+
+/*
  * Whether a plain INSERT into the target can insert fewer rows than it is
  * given without an error: only a BEFORE ROW trigger that returns NULL can
  * (a partition may have one of its own).  Otherwise the rows classified new
@@ -179,6 +212,8 @@ insert_may_skip_rows(UpsertPlan *plan)
  *		construction, distinct.c: it has no duplicates to look for);
  *	d	the duplicated keys, and tie the key whose newest rows differ:
  *		only read when c found duplicates (a CTE runs when first read);
+ *		for a table or JSON source, d is a statement of its own, run only
+ *		then (pgi_upsert_dups_apart);
  *	e	with on_duplicate => 'last', the newest row of each key (a unique
  *		source is its own);
  *	j	the rows to write (1 new, 2 changed) and the stale ones (3), from e
@@ -253,7 +288,8 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 
 	if (!plan->unique && !plan->keep_last)
 	{
-		pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
+		if (!pgi_upsert_dups_apart(plan))
+			pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
 		ok_dups = "c.nd OPERATOR(pg_catalog.=) c.nn";
 	}
 	else if (!plan->unique)
@@ -329,38 +365,49 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		 * session changed since the snapshot fails the recheck of its new
 		 * version and is left out: the call then sees fewer rows locked than
 		 * it classified changed, and classifies again in a new snapshot.
+		 * Only the key and ctid are sorted (OFFSET 0 keeps the subquery
+		 * whole, so the row a recheck carries along is that narrow one).
 		 */
-		appendStringInfo(&q, ", l AS (SELECT j.* FROM j JOIN %s t ON ",
-						 plan->target->qualname);
+		appendStringInfoString(&q, ", l AS (SELECT FROM (SELECT ");
 		if (tid != NULL)
-			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s",
+		{
+			append_key_list(&q, plan, "j");
+			appendStringInfo(&q, ", j.%s", quote_identifier(tid));
+		}
+		else
+			pgi_append_column_list(&q, "j", &plan->cols, NIL);
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 OFFSET 0) jl JOIN %s t ON ",
+						 quote_identifier(cls), plan->target->qualname);
+		if (tid != NULL)
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) jl.%s",
 							 quote_identifier(tid));
 		else
 		{
-			pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
+			pgi_append_key_match(&q, "t", "jl", &plan->cols, plan->key);
 			appendStringInfoString(&q, " AND ");
-			append_changed(&q, plan, "t", "j");
+			append_changed(&q, plan, "t", "jl");
 		}
-		appendStringInfo(&q, " WHERE j.%s OPERATOR(pg_catalog.=) 2 ORDER BY ",
-						 quote_identifier(cls));
-		append_key_list(&q, plan, "j");
+		appendStringInfoString(&q, " ORDER BY ");
+		append_key_list(&q, plan, "jl");
 		appendStringInfo(&q, " FOR %s OF t)", lock_strength(plan));
 
-		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
-		append_set_list(&q, plan, "l");
-		appendStringInfoString(&q, " FROM l WHERE ");
-
 		/*
-		 * The row j found and l locked, by its ctid: no second probe of the
-		 * key's index.  The key and the change are matched too, which costs
-		 * nothing on a row we hold.
+		 * u, once l has locked every row (its initplan reads l first): the
+		 * row j found, by its ctid, so no second probe of the key's index.
+		 * The key and the change are matched too, which costs nothing on a
+		 * row we hold.
 		 */
+		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
+		append_set_list(&q, plan, "j");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 "
+						 "AND (SELECT pg_catalog.count(*) FROM l) OPERATOR(pg_catalog.>=) 0 AND ",
+						 quote_identifier(cls));
 		if (tid != NULL)
-			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) l.%s AND ",
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
 							 quote_identifier(tid));
-		pgi_append_key_match(&q, "t", "l", &plan->cols, plan->key);
+		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
 		appendStringInfoString(&q, " AND ");
-		append_changed(&q, plan, "t", "l");
+		append_changed(&q, plan, "t", "j");
 
 		/*
 		 * i: the new rows, in key order too, and after u (its initplan reads
@@ -381,13 +428,19 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	 * every row it is given or fails, so k.n1 counts it, and its rows need
 	 * not go through RETURNING into a tuplestore.
 	 */
+	/*
+	 * Rows locked: l's count where a trigger may skip updates; otherwise the
+	 * rows updated tell the same, without reading l a second time.
+	 */
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, %s, ",
 					 plan->unique ? "c.nn" : "c.nd",
-					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM l)",
+					 plan->dry_run ? "0::pg_catalog.int8" :
+					 update_may_skip_rows(plan) ? "(SELECT pg_catalog.count(*) FROM l)" :
+					 "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" :
 					 count_inserts ? "(SELECT pg_catalog.count(*) FROM i)" : "k.n1");
-	if (plan->unique)
+	if (plan->unique || pgi_upsert_dups_apart(plan))
 		appendStringInfoString(&q, "NULL::pg_catalog.int8, NULL::pg_catalog.text, NULL::pg_catalog.text");
 	else if (!plan->keep_last)
 		appendStringInfo(&q, "CASE WHEN %s THEN (SELECT d.n FROM d) END, "
@@ -403,6 +456,22 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	return q.data;
 }
 
+
+/*
+ * The duplicated keys of a source the one statement found to have some,
+ * for the error: how many, and the smallest as text.
+ */
+char *
+pgi_upsert_build_dups(UpsertPlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "WITH s AS NOT MATERIALIZED (%s)", plan->sel);
+	pgi_append_duplicated_keys(&q, &plan->cols, plan->key);
+	appendStringInfoString(&q, " SELECT d.n, d.ex FROM d");
+	return q.data;
+}
 
 char *
 pgi_upsert_build_empty(UpsertPlan *plan)
