@@ -162,12 +162,14 @@ pgi_upsert_dups_apart(UpsertPlan *plan)
 }
 
 /*
- * Whether an UPDATE of the target can update fewer rows than it was given
- * without anything concurrent: a BEFORE ROW trigger that returns NULL
- * (a partition may have one of its own).
+ * Whether a plain INSERT (or UPDATE) of the target can write fewer rows
+ * than it is given without an error or anything concurrent: only a BEFORE
+ * ROW trigger that returns NULL can (a partition may have one of its own).
+ * Otherwise the rows classified new are the rows inserted, and the rows
+ * locked the rows updated, and the statement need not count both.
  */
 static bool
-update_may_skip_rows(UpsertPlan *plan)
+write_may_skip_rows(UpsertPlan *plan, bool update)
 {
 	Relation	rel;
 	bool		skip;
@@ -175,31 +177,12 @@ update_may_skip_rows(UpsertPlan *plan)
 	if (plan->target->relkind != RELKIND_RELATION)
 		return true;
 	rel = relation_open(plan->target->relid, NoLock);
-	skip = rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row;
+	skip = rel->trigdesc != NULL &&
+		(update ? rel->trigdesc->trig_update_before_row :
+		 rel->trigdesc->trig_insert_before_row);
 	relation_close(rel, NoLock);
 	return skip;
 }
-
-/*
- * Whether a plain INSERT into the target can insert fewer rows than it is
- * given without an error: only a BEFORE ROW trigger that returns NULL can
- * (a partition may have one of its own).  Otherwise the rows classified new
- * are the rows inserted, and the INSERT need not count them.
- */
-static bool
-insert_may_skip_rows(UpsertPlan *plan)
-{
-	Relation	rel;
-	bool		skip;
-
-	if (plan->target->relkind != RELKIND_RELATION)
-		return true;
-	rel = relation_open(plan->target->relid, NoLock);
-	skip = rel->trigdesc != NULL && rel->trigdesc->trig_insert_before_row;
-	relation_close(rel, NoLock);
-	return skip;
-}
-
 
 /*
  * The one statement of a call, in the common case:
@@ -243,7 +226,7 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 										 ACL_SELECT) == ACLCHECK_OK) ?
 		j_column_name(plan, "pgi_tid") : NULL;
 	const char *ok_dups;
-	bool		count_inserts = insert_may_skip_rows(plan);
+	bool		count_inserts = write_may_skip_rows(plan, false);
 	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "
 		"AND c.nv OPERATOR(pg_catalog.=) 0";
 
@@ -435,7 +418,7 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, %s, ",
 					 plan->unique ? "c.nn" : "c.nd",
 					 plan->dry_run ? "0::pg_catalog.int8" :
-					 update_may_skip_rows(plan) ? "(SELECT pg_catalog.count(*) FROM l)" :
+					 write_may_skip_rows(plan, true) ? "(SELECT pg_catalog.count(*) FROM l)" :
 					 "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" :
