@@ -23,8 +23,10 @@
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/bufmgr.h"
@@ -584,6 +586,29 @@ pgi_relation_rows(Oid relid)
 		rows = rel->rd_rel->reltuples;
 	relation_close(rel, NoLock);
 	return rows;
+}
+
+/*
+ * Whether a table is distributed by Citus, whose SQL refuses some shapes
+ * a single server runs best (SELECT ... FOR UPDATE over several shards):
+ * those who build statements pick per table.  Citus keeps its tables in
+ * pg_catalog.pg_dist_partition; where it is not installed there is no
+ * such catalog and nothing is read.  Needs an SPI connection.
+ */
+bool
+pgi_relation_is_distributed(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return false;
+	args[0] = ObjectIdGetDatum(relid);
+	if (SPI_execute_with_args("SELECT FROM pg_catalog.pg_dist_partition "
+							  "WHERE logicalrelid OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_catalog.pg_dist_partition");
+	return SPI_processed > 0;
 }
 
 /*

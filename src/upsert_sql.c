@@ -227,6 +227,7 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		j_column_name(plan, "pgi_tid") : NULL;
 	const char *ok_dups;
 	bool		count_inserts = write_may_skip_rows(plan, false);
+	bool		lock_pass;
 	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "
 		"AND c.nv OPERATOR(pg_catalog.=) 0";
 
@@ -338,7 +339,18 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 					 "AND %s FROM c) OFFSET 0) x WHERE x.%s OPERATOR(pg_catalog.<>) 0)",
 					 ok_dups, quote_identifier(cls));
 
-	if (!plan->dry_run)
+	/*
+	 * Citus runs SELECT ... FOR UPDATE on one shard only: a distributed
+	 * target goes without the lock pass, as before it, and two overlapping
+	 * batches may deadlock there, which a retry then absorbs.
+	 */
+	lock_pass = !plan->dry_run && !pgi_relation_is_distributed(plan->target->relid);
+	if (!plan->dry_run && !lock_pass)
+		ereport(DEBUG1,
+				(errmsg_internal("pg_idempotent: target \"%s\" is distributed by Citus: changed rows are not locked in key order before the update",
+								 plan->target->displayname)));
+
+	if (lock_pass)
 	{
 		/*
 		 * l: the changed rows, locked in key order before any is updated.
@@ -373,18 +385,23 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		appendStringInfoString(&q, " ORDER BY ");
 		append_key_list(&q, plan, "jl");
 		appendStringInfo(&q, " FOR %s OF t)", lock_strength(plan));
+	}
 
+	if (!plan->dry_run)
+	{
 		/*
 		 * u, once l has locked every row (its initplan reads l first): the
 		 * row j found, by its ctid, so no second probe of the key's index.
 		 * The key and the change are matched too, which costs nothing on a
-		 * row we hold.
+		 * row we hold (and where no lock pass ran, rechecks a row updated
+		 * concurrently in its new version, or skips it, deleted).
 		 */
 		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
 		append_set_list(&q, plan, "j");
-		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 "
-						 "AND (SELECT pg_catalog.count(*) FROM l) OPERATOR(pg_catalog.>=) 0 AND ",
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 AND ",
 						 quote_identifier(cls));
+		if (lock_pass)
+			appendStringInfoString(&q, "(SELECT pg_catalog.count(*) FROM l) OPERATOR(pg_catalog.>=) 0 AND ");
 		if (tid != NULL)
 			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
 							 quote_identifier(tid));
@@ -418,7 +435,7 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, %s, ",
 					 plan->unique ? "c.nn" : "c.nd",
 					 plan->dry_run ? "0::pg_catalog.int8" :
-					 write_may_skip_rows(plan, true) ? "(SELECT pg_catalog.count(*) FROM l)" :
+					 lock_pass && write_may_skip_rows(plan, true) ? "(SELECT pg_catalog.count(*) FROM l)" :
 					 "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" :
