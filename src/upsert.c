@@ -456,7 +456,7 @@ static void
 upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 {
 	static const int fresh_codes[] = {ERRCODE_UNIQUE_VIOLATION,
-		ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_T_R_SERIALIZATION_FAILURE, 0};
+	ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_T_R_SERIALIZATION_FAILURE, 0};
 	static const int fast_codes[] = {ERRCODE_UNIQUE_VIOLATION,
 	ERRCODE_T_R_DEADLOCK_DETECTED, 0};
 	static const int safe_codes[] = {ERRCODE_T_R_DEADLOCK_DETECTED, 0};
