@@ -11,6 +11,10 @@
 -- stays NULL, every grant keeps its grantor), whatever the caller's
 -- ALTER DEFAULT PRIVILEGES would give a new table.
 
+-- no progress reports: a call here can pass the default 10 s interval
+-- under valgrind (make test-valgrind), and none of this is about them
+SET pg_idempotent.progress_interval = '1h';
+
 CREATE SCHEMA pgi_swap_safety;
 SET search_path = pgi_swap_safety, public;
 
