@@ -492,7 +492,8 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 			pgi_progress_step(&plan->progress,
 							  errmsg_attempt_rolled_back(&plan->progress, attempt,
 														 caught, again));
-			if (again)
+			/* under READ COMMITTED every retry sees what the others committed */
+			if (fresh)
 			{
 				UnregisterSnapshot(plan->snapshot);
 				plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());

@@ -534,10 +534,22 @@ pgi_upsert_build_safe(UpsertPlan *plan)
 
 	/*
 	 * A row ON CONFLICT updated carries our transaction as its xmax; a row it
-	 * inserted has none.
+	 * inserted has none.  A partitioned table cannot return a system column
+	 * from ON CONFLICT's update: there, a row whose key the statement's
+	 * snapshot holds was updated (in READ COMMITTED a key another session
+	 * committed after that snapshot counts as inserted; REPEATABLE READ gets
+	 * 40001 for it instead).
 	 */
-	appendStringInfoString(&q, " RETURNING t.xmax AS x) "
-						   "SELECT (SELECT pg_catalog.count(*) FROM s), "
+	if (plan->target->relkind == RELKIND_RELATION)
+		appendStringInfoString(&q, " RETURNING t.xmax OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid AS x) ");
+	else
+	{
+		appendStringInfo(&q, " RETURNING EXISTS (SELECT FROM %s t0 WHERE ",
+						 plan->target->qualname);
+		pgi_append_key_match(&q, "t0", "t", &plan->cols, plan->key);
+		appendStringInfoString(&q, ") AS x) ");
+	}
+	appendStringInfoString(&q, "SELECT (SELECT pg_catalog.count(*) FROM s), "
 						   "(SELECT pg_catalog.count(*) FROM e), ");
 	if (plan->version >= 0)
 	{
@@ -550,7 +562,7 @@ pgi_upsert_build_safe(UpsertPlan *plan)
 	}
 	else
 		appendStringInfoString(&q, "0::pg_catalog.int8, ");
-	appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.=) '0'::pg_catalog.xid), "
-						   "pg_catalog.count(*) FILTER (WHERE w.x OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid) FROM w");
+	appendStringInfoString(&q, "pg_catalog.count(*) FILTER (WHERE NOT w.x), "
+						   "pg_catalog.count(*) FILTER (WHERE w.x) FROM w");
 	return q.data;
 }

@@ -1,5 +1,6 @@
 # Overlapping micro-batches in random orders (issue 19's workload c, made
-# harsher): eight clients upsert JSON batches of up to 100 keys drawn from
+# harsher), into a table, with a version column, and into a partitioned
+# table: eight clients upsert JSON batches of up to 100 keys drawn from
 # 800, half of them present in the table, each batch in its own random order
 # and with its own values, so batches share keys both to update and to
 # insert.  A session writing its rows in the order its join produces them
@@ -30,6 +31,11 @@ $node->safe_psql('postgres', q{
 	INSERT INTO t SELECT g, 0, 0, 'loaded' FROM generate_series(1, 800, 2) g;
 	CREATE TABLE tv (LIKE t INCLUDING ALL);
 	INSERT INTO tv SELECT * FROM t;
+	CREATE TABLE tp (id int PRIMARY KEY, v bigint NOT NULL, ver bigint NOT NULL, note text)
+		PARTITION BY RANGE (id);
+	CREATE TABLE tp_1 PARTITION OF tp FOR VALUES FROM (0) TO (400);
+	CREATE TABLE tp_2 PARTITION OF tp FOR VALUES FROM (400) TO (1000);
+	INSERT INTO tp SELECT * FROM t;
 });
 
 # one call: distinct random keys, random order, this call's own values
@@ -40,7 +46,10 @@ my %scripts = (
 	  . "SELECT inserted + updated FROM idempotent_upsert_json('t', $batch);\n",
 	'versioned, on_duplicate last' => "\\set val random(1, 1000000000)\n"
 	  . "SELECT inserted + updated FROM idempotent_upsert_json('tv', $batch || $batch, "
-	  . "version_column => 'ver', on_duplicate => 'last');\n",);
+	  . "version_column => 'ver', on_duplicate => 'last');\n",
+	# a partitioned table: rows are locked by key, not by ctid
+	'partitioned' => "\\set val random(1, 1000000000)\n"
+	  . "SELECT inserted + updated FROM idempotent_upsert_json('tp', $batch);\n",);
 
 for my $name (sort keys %scripts)
 {
@@ -68,7 +77,7 @@ for my $name (sort keys %scripts)
 }
 
 # each row is one call's whole row
-for my $table ('t', 'tv')
+for my $table ('t', 'tv', 'tp')
 {
 	is( $node->safe_psql('postgres',
 			"SELECT count(*) FROM $table WHERE note IS DISTINCT FROM 'call ' || v AND note <> 'loaded'"),
