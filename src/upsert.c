@@ -199,6 +199,17 @@ begin_settings(UpsertPlan *plan)
 	return pgi_begin_settings(plan->probe);
 }
 
+/*
+ * Move the call to a new snapshot, after an attempt rolled back under READ
+ * COMMITTED: the retry sees what the sessions it met have committed.
+ */
+static void
+renew_snapshot(UpsertPlan *plan)
+{
+	UnregisterSnapshot(plan->snapshot);
+	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+}
+
 /* Run one of the call's statements, in the call's snapshot. */
 static void
 upsert_exec(UpsertPlan *plan, const char *sql, bool read_only, int expected)
@@ -494,10 +505,7 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 														 caught, again));
 			/* under READ COMMITTED every retry sees what the others committed */
 			if (fresh)
-			{
-				UnregisterSnapshot(plan->snapshot);
-				plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
-			}
+				renew_snapshot(plan);
 		}
 		if (w.safe)
 		{
@@ -612,6 +620,9 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 	{
 		pgi_progress_step(&plan->progress,
 						  errmsg_first_load_rolled_back(&plan->progress, caught));
+		/* another session's load: under READ COMMITTED, see its rows */
+		if (!IsolationUsesXactSnapshot())
+			renew_snapshot(plan);
 		return false;
 	}
 	*inserted = w.inserted;

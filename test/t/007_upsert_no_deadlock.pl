@@ -76,6 +76,36 @@ for my $name (sort keys %scripts)
 	is($after - $before, 0, "$name: no deadlock, not even one the call absorbed");
 }
 
+# first loads: eight clients each upsert one batch into the same empty
+# table at once, so every one of them finds it empty and loads its batch
+# with a plain INSERT; the batches overlap, each in its own random order
+my $load_batch = q{(SELECT jsonb_agg(jsonb_build_object('id', k, 'v', :client_id, 'ver', 0, 'note', 'call ' || :client_id) ORDER BY random())
+	FROM (SELECT DISTINCT 1 + (random() * 299)::int AS k FROM generate_series(1, 200)) s)};
+{
+	my $before = $node->safe_psql('postgres',
+		"SELECT deadlocks FROM pg_stat_database WHERE datname = 'postgres'");
+	my $file = $node->basedir . '/first_load.sql';
+	open(my $fh, '>', $file) or die "cannot write $file: $!";
+	print $fh "SELECT inserted + updated FROM idempotent_upsert_json('tl', $load_batch);\n";
+	close $fh;
+	my $ok = 1;
+	for my $round (1 .. 10)
+	{
+		$node->safe_psql('postgres',
+			'DROP TABLE IF EXISTS tl; CREATE TABLE tl (LIKE t INCLUDING ALL)');
+		my ($out, $err) = run_command(
+			[
+				'pgbench', '-n', '-c', $clients, '-j', $clients, '-t', 1,
+				'-f', $file, '-h', $node->host, '-p', $node->port, 'postgres'
+			]);
+		$ok = 0 if $err =~ /ERROR|abort/;
+	}
+	ok($ok, 'first loads: no client saw an error');
+	my $after = $node->safe_psql('postgres',
+		"SELECT deadlocks FROM pg_stat_database WHERE datname = 'postgres'");
+	is($after - $before, 0, 'first loads: no deadlock, not even one the call absorbed');
+}
+
 # each row is one call's whole row
 for my $table ('t', 'tv', 'tp')
 {
