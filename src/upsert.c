@@ -14,16 +14,24 @@
  * inserts the new ones.  Unchanged rows are dropped before the writes, so
  * an identical replay reads and writes nothing more, and locks no row.
  *
+ * Every row lock the statement takes, it takes in key order: it locks the
+ * changed rows (by ctid, in key order) before it updates them, and inserts
+ * the new rows in key order after that, so two calls writing overlapping
+ * keys queue instead of deadlocking, in whatever order their sources list
+ * the keys.
+ *
  * The statement runs in an internal subtransaction.  Its first attempt
  * inserts the new rows with a plain INSERT, which costs about half of
- * INSERT ... ON CONFLICT; if another session inserted one of the same keys
- * since the snapshot (unique violation) or the two deadlock, the
- * classification is stale: the subtransaction is rolled back and the whole
- * batch is written again with one INSERT ... ON CONFLICT DO UPDATE in key
+ * INSERT ... ON CONFLICT.  If another session wrote some of the same keys
+ * since the snapshot (it inserted a key classified new: unique violation;
+ * it changed or deleted a row classified changed: the lock pass locks fewer
+ * rows than were classified changed), the classification is stale and the
+ * subtransaction is rolled back.  Under READ COMMITTED the call then runs
+ * again in a new snapshot, so the retry too writes and locks only rows that
+ * differ; after many such retries, and at once under REPEATABLE READ, the
+ * whole batch is written with one INSERT ... ON CONFLICT DO UPDATE in key
  * order, which decides every row against the current table.  The caller
- * sees an upsert, never a duplicate-key error.  Sessions that write in key
- * order cannot deadlock against each other; the retries only cover
- * sessions still on their first attempt.
+ * sees an upsert, never a duplicate-key error.
  *
  * A first load into an empty table skips the checks: it tries one plain
  * INSERT of the whole source in a subtransaction, and only if the key's
@@ -567,7 +575,6 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 											(long long) w.inserted));
 		counts->inserted = w.inserted;
 		counts->updated = w.updated;
-
 	}
 	counts->unchanged = Max(total - counts->inserted - counts->updated - counts->stale, 0);
 }

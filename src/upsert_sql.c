@@ -503,16 +503,17 @@ pgi_upsert_build_first_load(UpsertPlan *plan)
 
 
 /*
- * The safe path, taken when another session wrote some of the same keys
- * since the call's snapshot: one INSERT ... ON CONFLICT DO UPDATE of the
- * whole batch, in key order, so it neither trusts the classification nor
- * deadlocks against another session doing the same.  It locks the
- * conflicting rows and evaluates defaults for every row it offers, which
- * is the price of the race, not of the common case.  It reads the source
- * in the call's snapshot (so the same rows; a query or JSON source is
- * evaluated again, this once) and counts what it needs itself: the rows,
- * those left after duplicates are folded, and the stale ones, as the
- * table was before it wrote.
+ * The safe path, the last resort when other sessions keep writing some of
+ * the same keys under the call (after many retries in new snapshots under
+ * READ COMMITTED, at once under REPEATABLE READ): one INSERT ... ON
+ * CONFLICT DO UPDATE of the whole batch, in key order, so it neither trusts
+ * a classification nor deadlocks against another session doing the same.
+ * It locks the conflicting rows and evaluates defaults for every row it
+ * offers, which is the price of the race, not of the common case.  It reads
+ * the source in the call's current snapshot (a query or JSON source is
+ * evaluated again) and counts what it needs itself: the rows, those left
+ * after duplicates are folded, and the stale ones, as the table was before
+ * it wrote.
  */
 
 char *
