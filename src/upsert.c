@@ -350,31 +350,28 @@ static int
 errmsg_attempt_rolled_back(PgiProgress *progress, int attempt, int sqlerrcode,
 						   bool again)
 {
-	if (again)
-		switch (sqlerrcode)
-		{
-			case ERRCODE_UNIQUE_VIOLATION:
-				return errmsg("%s on %s: write attempt %d rolled back after a unique violation; classifying the batch again in a new snapshot",
-							  PGI_PROGRESS_OF(progress), attempt);
-			case ERRCODE_T_R_DEADLOCK_DETECTED:
-				return errmsg("%s on %s: write attempt %d rolled back after a deadlock; classifying the batch again in a new snapshot",
-							  PGI_PROGRESS_OF(progress), attempt);
-			case ERRCODE_T_R_SERIALIZATION_FAILURE:
-				return errmsg("%s on %s: write attempt %d rolled back: rows changed since its snapshot; classifying the batch again in a new snapshot",
-							  PGI_PROGRESS_OF(progress), attempt);
-		}
 	switch (sqlerrcode)
 	{
 		case ERRCODE_UNIQUE_VIOLATION:
-			return errmsg("%s on %s: write attempt %d rolled back after a unique violation; writing the batch again with INSERT ... ON CONFLICT in key order",
-						  PGI_PROGRESS_OF(progress), attempt);
+			return again ?
+				errmsg("%s on %s: write attempt %d rolled back after a unique violation; classifying the batch again in a new snapshot",
+					   PGI_PROGRESS_OF(progress), attempt) :
+				errmsg("%s on %s: write attempt %d rolled back after a unique violation; writing the batch again with INSERT ... ON CONFLICT in key order",
+					   PGI_PROGRESS_OF(progress), attempt);
 		case ERRCODE_T_R_DEADLOCK_DETECTED:
-			return errmsg("%s on %s: write attempt %d rolled back after a deadlock; writing the batch again with INSERT ... ON CONFLICT in key order",
-						  PGI_PROGRESS_OF(progress), attempt);
+			return again ?
+				errmsg("%s on %s: write attempt %d rolled back after a deadlock; classifying the batch again in a new snapshot",
+					   PGI_PROGRESS_OF(progress), attempt) :
+				errmsg("%s on %s: write attempt %d rolled back after a deadlock; writing the batch again with INSERT ... ON CONFLICT in key order",
+					   PGI_PROGRESS_OF(progress), attempt);
 		case ERRCODE_T_R_SERIALIZATION_FAILURE:
-			return errmsg("%s on %s: write attempt %d rolled back: rows changed since its snapshot; writing the batch again with INSERT ... ON CONFLICT in key order",
-						  PGI_PROGRESS_OF(progress), attempt);
+			return again ?
+				errmsg("%s on %s: write attempt %d rolled back: rows changed since its snapshot; classifying the batch again in a new snapshot",
+					   PGI_PROGRESS_OF(progress), attempt) :
+				errmsg("%s on %s: write attempt %d rolled back: rows changed since its snapshot; writing the batch again with INSERT ... ON CONFLICT in key order",
+					   PGI_PROGRESS_OF(progress), attempt);
 	}
+	/* no other code is caught today; a new one still reads sensibly */
 	return errmsg("%s on %s: write attempt %d rolled back after error %s; writing the batch again with INSERT ... ON CONFLICT in key order",
 				  PGI_PROGRESS_OF(progress), attempt,
 				  unpack_sql_state(sqlerrcode));

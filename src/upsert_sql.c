@@ -162,14 +162,14 @@ pgi_upsert_dups_apart(UpsertPlan *plan)
 }
 
 /*
- * Whether a plain INSERT (or UPDATE) of the target can write fewer rows
- * than it is given without an error or anything concurrent: only a BEFORE
- * ROW trigger that returns NULL can (a partition may have one of its own).
- * Otherwise the rows classified new are the rows inserted, and the rows
- * locked the rows updated, and the statement need not count both.
+ * Whether an UPDATE of the target can update fewer rows than it is given
+ * without an error or anything concurrent: only a BEFORE UPDATE ROW trigger
+ * that returns NULL can (a partition may have one of its own).  Otherwise
+ * the rows locked are the rows updated, and the statement need not count
+ * both.
  */
 static bool
-write_may_skip_rows(UpsertPlan *plan, bool update)
+update_may_skip_rows(UpsertPlan *plan)
 {
 	Relation	rel;
 	bool		skip;
@@ -177,9 +177,7 @@ write_may_skip_rows(UpsertPlan *plan, bool update)
 	if (plan->target->relkind != RELKIND_RELATION)
 		return true;
 	rel = relation_open(plan->target->relid, NoLock);
-	skip = rel->trigdesc != NULL &&
-		(update ? rel->trigdesc->trig_update_before_row :
-		 rel->trigdesc->trig_insert_before_row);
+	skip = rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row;
 	relation_close(rel, NoLock);
 	return skip;
 }
@@ -204,8 +202,9 @@ write_may_skip_rows(UpsertPlan *plan, bool update)
  *		nothing is written otherwise.  Unchanged rows are dropped here, so
  *		an identical replay keeps no row and writes nothing;
  *	l	the changed rows locked, in key order;
- *	u	UPDATE of the locked rows, rechecking that they still differ;
- *	i	plain INSERT of the new rows, in key order, after u;
+ *	i	plain INSERT of the new rows, in key order, after l;
+ *	u	UPDATE of the locked rows, after i, rechecking that they still
+ *		differ;
  *
  * and one row of counts, with what the error messages need when the
  * checks failed.  Every part reads the statement's one snapshot.
@@ -226,7 +225,6 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 										 ACL_SELECT) == ACLCHECK_OK) ?
 		j_column_name(plan, "pgi_tid") : NULL;
 	const char *ok_dups;
-	bool		count_inserts = write_may_skip_rows(plan, false);
 	bool		lock_pass;
 	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "
 		"AND c.nv OPERATOR(pg_catalog.=) 0";
@@ -390,44 +388,47 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	if (!plan->dry_run)
 	{
 		/*
-		 * u, once l has locked every row (its initplan reads l first): the
-		 * row j found, by its ctid, so no second probe of the key's index.
+		 * i: the new rows, in key order too, once l has locked every changed
+		 * row (its initplan reads l first), and before u updates any.  An
+		 * insert waits for another session's uncommitted insert of the same
+		 * key and for its update of a row with that key (a stale snapshot
+		 * classifies such a key new), never for a row lock alone.  So a
+		 * session that waits in i holds only lower new keys and row locks no
+		 * inserter waits for, and one that updates (in u) waits for nothing
+		 * any more: no two sessions wait for each other.  With u first, a
+		 * session waiting in i held updated rows of any key, which a stale
+		 * first load could be waiting for.
+		 */
+		appendStringInfoString(&q, ", i AS (");
+		pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "j");
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1 ",
+						 quote_identifier(cls));
+		if (lock_pass)
+			appendStringInfoString(&q, "AND (SELECT pg_catalog.count(*) FROM l) OPERATOR(pg_catalog.>=) 0 ");
+		appendStringInfoString(&q, "ORDER BY ");
+		append_key_list(&q, plan, "j");
+
+		/*
+		 * u, once i has inserted every new row (its initplan reads i first):
+		 * the row j found, by its ctid, so no second probe of the key's index.
 		 * The key and the change are matched too, which costs nothing on a
 		 * row we hold (and where no lock pass ran, rechecks a row updated
 		 * concurrently in its new version, or skips it, deleted).
 		 */
-		appendStringInfo(&q, ", u AS (UPDATE %s t SET ", plan->target->qualname);
+		appendStringInfo(&q, " RETURNING 1), u AS (UPDATE %s t SET ", plan->target->qualname);
 		append_set_list(&q, plan, "j");
-		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 AND ",
+		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 "
+						 "AND (SELECT pg_catalog.count(*) FROM i) OPERATOR(pg_catalog.>=) 0 AND ",
 						 quote_identifier(cls));
-		if (lock_pass)
-			appendStringInfoString(&q, "(SELECT pg_catalog.count(*) FROM l) OPERATOR(pg_catalog.>=) 0 AND ");
 		if (tid != NULL)
 			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
 							 quote_identifier(tid));
 		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
 		appendStringInfoString(&q, " AND ");
 		append_changed(&q, plan, "t", "j");
-
-		/*
-		 * i: the new rows, in key order too, and after u (its initplan reads
-		 * u first): a session waiting for another's uncommitted key then
-		 * holds only keys below it, so no two wait for each other.
-		 */
-		appendStringInfoString(&q, " RETURNING 1), i AS (");
-		pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "j");
-		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 1 "
-						 "AND (SELECT pg_catalog.count(*) FROM u) OPERATOR(pg_catalog.>=) 0 ORDER BY ",
-						 quote_identifier(cls));
-		append_key_list(&q, plan, "j");
-		appendStringInfo(&q, "%s)", count_inserts ? " RETURNING 1" : "");
+		appendStringInfoString(&q, " RETURNING 1)");
 	}
 
-	/*
-	 * i runs to completion unread; unless a trigger can skip rows, it inserts
-	 * every row it is given or fails, so k.n1 counts it, and its rows need
-	 * not go through RETURNING into a tuplestore.
-	 */
 	/*
 	 * Rows locked: l's count where a trigger may skip updates; otherwise the
 	 * rows updated tell the same, without reading l a second time.
@@ -435,11 +436,10 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, %s, ",
 					 plan->unique ? "c.nn" : "c.nd",
 					 plan->dry_run ? "0::pg_catalog.int8" :
-					 lock_pass && write_may_skip_rows(plan, true) ? "(SELECT pg_catalog.count(*) FROM l)" :
+					 lock_pass && update_may_skip_rows(plan) ? "(SELECT pg_catalog.count(*) FROM l)" :
 					 "(SELECT pg_catalog.count(*) FROM u)",
 					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM u)",
-					 plan->dry_run ? "0::pg_catalog.int8" :
-					 count_inserts ? "(SELECT pg_catalog.count(*) FROM i)" : "k.n1");
+					 plan->dry_run ? "0::pg_catalog.int8" : "(SELECT pg_catalog.count(*) FROM i)");
 	if (plan->unique || pgi_upsert_dups_apart(plan))
 		appendStringInfoString(&q, "NULL::pg_catalog.int8, NULL::pg_catalog.text, NULL::pg_catalog.text");
 	else if (!plan->keep_last)
