@@ -13,6 +13,7 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "datatype/timestamp.h"
 #include "utils/datetime.h"
 #include "utils/elog.h"
@@ -98,6 +99,17 @@ pgi_interval_is_finite(const Interval *iv)
 	return !INTERVAL_NOT_FINITE(iv);
 #else
 	return true;
+#endif
+}
+
+/* index_beginscan: 18 added an argument for EXPLAIN's instrumentation. */
+static inline IndexScanDesc
+pgi_index_beginscan(Relation heap, Relation index, Snapshot snapshot, int nkeys)
+{
+#if PG_VERSION_NUM >= 180000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, 0);
+#else
+	return index_beginscan(heap, index, snapshot, nkeys, 0);
 #endif
 }
 

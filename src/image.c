@@ -62,10 +62,10 @@ pgi_image_args(FunctionCallInfo fcinfo, const char *fname)
 }
 
 /* Whether two non-null values of one type have the same binary image. */
-static bool
-image_equal(const PgiImageArg *arg, Datum a, Datum b)
+bool
+pgi_image_equal(int16 typlen, bool byval, Datum a, Datum b)
 {
-	if (arg->typlen == -1)
+	if (typlen == -1)
 	{
 		Size		len = toast_raw_datum_size(a);
 		struct varlena *va;
@@ -84,11 +84,11 @@ image_equal(const PgiImageArg *arg, Datum a, Datum b)
 			pfree(vb);
 		return equal;
 	}
-	if (arg->typlen == -2)
+	if (typlen == -2)
 		return strcmp(DatumGetCString(a), DatumGetCString(b)) == 0;
-	if (arg->byval)
+	if (byval)
 		return a == b;
-	return memcmp(DatumGetPointer(a), DatumGetPointer(b), arg->typlen) == 0;
+	return memcmp(DatumGetPointer(a), DatumGetPointer(b), typlen) == 0;
 }
 
 /*
@@ -124,7 +124,8 @@ pgi_images_differ(PG_FUNCTION_ARGS)
 				PG_RETURN_BOOL(true);
 			continue;
 		}
-		if (!image_equal(&ia->arg[i], PG_GETARG_DATUM(i), PG_GETARG_DATUM(half + i)))
+		if (!pgi_image_equal(ia->arg[i].typlen, ia->arg[i].byval,
+							 PG_GETARG_DATUM(i), PG_GETARG_DATUM(half + i)))
 			PG_RETURN_BOOL(true);
 	}
 	PG_RETURN_BOOL(false);

@@ -138,6 +138,8 @@ extern int	pgi_begin_settings(bool probe);
 /* the schema of the internal helpers the generated SQL calls by name */
 #define PGI_INTERNAL_SCHEMA "pgi_internal"
 extern char *pgi_internal_schema(Oid fn);
+extern char *pgi_internal_function(Oid fn, const char *name, int nargs,
+								   const Oid *argtypes);
 extern char *pgi_images_differ_fn(Oid fn);
 
 /* image.c: values compared by binary image */
@@ -155,6 +157,7 @@ typedef struct PgiImageArgs
 } PgiImageArgs;
 
 extern PgiImageArgs *pgi_image_args(FunctionCallInfo fcinfo, const char *fname);
+extern bool pgi_image_equal(int16 typlen, bool byval, Datum a, Datum b);
 
 typedef struct PgiParams
 {

@@ -35,6 +35,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -491,15 +492,15 @@ pgi_append_image_differs(StringInfo buf, const char *fn, const char *left,
  * calls into it.  A database whose extension is still 0.1.0 has no such
  * schema and keeps its helpers beside fn, where they were.
  */
-char *
-pgi_internal_schema(Oid fn)
+static char *
+internal_schema(Oid fn, Oid *ext)
 {
-	Oid			ext = getExtensionOfObject(ProcedureRelationId, fn);
 	Oid			nsp = get_namespace_oid(PGI_INTERNAL_SCHEMA, true);
 	char	   *name;
 
-	if (OidIsValid(ext) && OidIsValid(nsp) &&
-		getExtensionOfObject(NamespaceRelationId, nsp) == ext)
+	*ext = getExtensionOfObject(ProcedureRelationId, fn);
+	if (OidIsValid(*ext) && OidIsValid(nsp) &&
+		getExtensionOfObject(NamespaceRelationId, nsp) == *ext)
 		return pstrdup(PGI_INTERNAL_SCHEMA);
 	name = get_namespace_name(get_func_namespace(fn));
 	if (name == NULL)
@@ -507,19 +508,45 @@ pgi_internal_schema(Oid fn)
 	return name;
 }
 
+char *
+pgi_internal_schema(Oid fn)
+{
+	Oid			ext;
+
+	return internal_schema(fn, &ext);
+}
+
 /*
- * The qualified name of _images_differ (image.c), or NULL where the
- * extension's objects predate it: an extension still at 0.1.0 has no
- * pgi_internal schema, and no such function.
+ * The qualified name of the helper pgi_internal.name(argtypes), or NULL
+ * where the extension's objects predate it (an extension still at 0.1.0 has
+ * no pgi_internal schema; a later helper is missing until the update that
+ * adds it): the caller then builds its SQL without it.  Only a member of
+ * fn's extension is returned.
  */
 char *
-pgi_images_differ_fn(Oid fn)
+pgi_internal_function(Oid fn, const char *name, int nargs, const Oid *argtypes)
 {
-	char	   *schema = pgi_internal_schema(fn);
+	Oid			ext;
+	char	   *schema = internal_schema(fn, &ext);
+	Oid			helper;
 
 	if (strcmp(schema, PGI_INTERNAL_SCHEMA) != 0)
 		return NULL;
-	return quote_qualified_identifier(schema, "_images_differ");
+	helper = LookupFuncName(list_make2(makeString(schema), makeString(pstrdup(name))),
+							nargs, argtypes, true);
+	if (!OidIsValid(helper) ||
+		getExtensionOfObject(ProcedureRelationId, helper) != ext)
+		return NULL;
+	return quote_qualified_identifier(schema, name);
+}
+
+/* _images_differ(VARIADIC "any") (image.c), or NULL: see above. */
+char *
+pgi_images_differ_fn(Oid fn)
+{
+	Oid			any = ANYOID;
+
+	return pgi_internal_function(fn, "_images_differ", 1, &any);
 }
 
 /*

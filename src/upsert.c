@@ -782,6 +782,11 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
 	 */
 	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	if (pgi_upsert_probe_unchanged(plan, kept, counts))
+	{
+		UnregisterSnapshot(plan->snapshot);
+		return;
+	}
 	nest = begin_settings(plan);
 
 	if (!try_first_load(plan, &counts->inserted))

@@ -3,7 +3,8 @@
  * upsert.h
  *	  What the upsert's files share: upsert.c (the call: its plan, its
  *	  write attempts, the relation source), upsert_sql.c (the text of its
- *	  statements) and upsert_source.c (query and JSON sources).
+ *	  statements), upsert_source.c (query and JSON sources) and
+ *	  upsert_probe.c (a one-row source the target already holds).
  *
  *-------------------------------------------------------------------------
  */
@@ -51,6 +52,8 @@ typedef enum UpsertStatement
 	US_NSTATEMENTS
 } UpsertStatement;
 
+typedef struct UpsertProbe UpsertProbe;	/* upsert_probe.c */
+
 typedef struct UpsertShape
 {
 	PgiColumnList cols;
@@ -61,6 +64,8 @@ typedef struct UpsertShape
 	bool		unique;
 	char	   *sel;
 	char	   *sql[US_NSTATEMENTS];
+	bool		probe_known;	/* probe says whether calls may probe */
+	UpsertProbe *probe;
 } UpsertShape;
 
 typedef struct UpsertPlan
@@ -139,5 +144,9 @@ extern char *pgi_upsert_build_first_load(UpsertPlan *plan);
 extern char *pgi_upsert_build_safe(UpsertPlan *plan);
 extern char *pgi_upsert_build_dups(UpsertPlan *plan);
 extern bool pgi_upsert_dups_apart(UpsertPlan *plan);
+
+/* upsert_probe.c */
+extern bool pgi_upsert_probe_unchanged(UpsertPlan *plan, UpsertShape *kept,
+									   UpsertCounts *counts);
 
 #endif							/* PGI_UPSERT_H */

@@ -12,7 +12,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/dependency.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -22,7 +21,6 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/supportnodes.h"
 #include "optimizer/optimizer.h"
-#include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -322,33 +320,27 @@ json_rows_estimate(int64 nrows)
  * estimate as its row count: the planner costs every join and aggregate of
  * the statement on the right size.  The wrapper is only called where it is
  * the extension's own, in the schema nobody else may create in
- * (pgi_internal_schema); a database whose extension predates it reads the
+ * (pgi_internal_function); a database whose extension predates it reads the
  * array directly, unestimated, as before.
  */
 static void
 json_rows_call(UpsertSource *source, Oid fn, int64 nrows)
 {
 	int64		est = json_rows_estimate(nrows);
-	char	   *schema = NULL;
+	char	   *wrapper = NULL;
 
 	if (est > 0)
 	{
 		Oid			argtypes[2] = {JSONBOID, INT8OID};
-		Oid			ext = getExtensionOfObject(ProcedureRelationId, fn);
-		Oid			wrapper;
 
-		schema = pgi_internal_schema(fn);
-		wrapper = LookupFuncName(list_make2(makeString(schema),
-											makeString("_jsonb_to_recordset")),
-								 2, argtypes, true);
-		if (!OidIsValid(ext) || !OidIsValid(wrapper) ||
-			getExtensionOfObject(ProcedureRelationId, wrapper) != ext)
+		wrapper = pgi_internal_function(fn, "_jsonb_to_recordset", 2, argtypes);
+		if (wrapper == NULL)
 			est = 0;
 	}
 	if (est > 0)
 		appendStringInfo(&source->from,
-						 "%s._jsonb_to_recordset($1, " INT64_FORMAT "::pg_catalog.int8)",
-						 quote_identifier(schema), est);
+						 "%s($1, " INT64_FORMAT "::pg_catalog.int8)",
+						 wrapper, est);
 	else
 		appendStringInfoString(&source->from, "pg_catalog.jsonb_to_recordset($1)");
 	appendBinaryStringInfo(source->shape, (char *) &est, sizeof(est));

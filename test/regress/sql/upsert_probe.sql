@@ -1,0 +1,163 @@
+-- A one-row relation source whose row the target already holds is told by
+-- a probe of the key's unique index, with no statement (upsert_probe.c): a
+-- DEBUG1 line says so.  The probe only ever answers "unchanged"; anything
+-- it cannot read exactly as the statement would goes to the statement,
+-- which answers as before: these cases show both, and that the answers
+-- (counts, rows, errors) are the same either way.
+
+\i test/regress/sql/include/err.sql
+
+CREATE TABLE p_t (id int PRIMARY KEY, amount numeric, note text, big text);
+INSERT INTO p_t SELECT g, g, 'row ' || g, NULL FROM generate_series(1, 100) g;
+CREATE TABLE p_s (id int, amount numeric, note text, big text);
+INSERT INTO p_s VALUES (7, 7, 'row 7', NULL);
+ANALYZE p_t, p_s;
+
+-- identical: probed, nothing written (the row keeps its place)
+SELECT ctid AS before FROM p_t WHERE id = 7 \gset
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+SELECT * FROM idempotent_upsert('p_t', 'p_s', dry_run => true);
+RESET client_min_messages;
+SELECT ctid = :'before' AS not_written FROM p_t WHERE id = 7;
+
+-- a column that differs, NULL against a value, and the same number written
+-- differently (1.0 and 1.00 are equal, but the table must end holding what
+-- the source says): the statement writes each
+SET client_min_messages = debug1;
+UPDATE p_s SET note = 'changed';
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+UPDATE p_s SET note = NULL;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+UPDATE p_s SET amount = 7.00;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+SELECT id, amount, note FROM p_t WHERE id = 7;
+
+-- a key equal under the index's equality but not in image: changed
+CREATE TABLE p_nk (k numeric PRIMARY KEY, v text);
+INSERT INTO p_nk SELECT g, 'v' FROM generate_series(1, 100) g;
+CREATE TABLE p_nks (k numeric, v text);
+INSERT INTO p_nks VALUES (5.0, 'v');
+ANALYZE p_nk, p_nks;
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_nk', 'p_nks');
+SELECT * FROM idempotent_upsert('p_nk', 'p_nks');
+RESET client_min_messages;
+SELECT k::text FROM p_nk WHERE k = 5;
+
+-- a value stored out of line and compressed on both sides: compared whole
+UPDATE p_s SET amount = 7, note = 'row 7',
+	big = (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 2000) g);
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+UPDATE p_s SET big = big || 'x';
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+SELECT length(big) FROM p_t WHERE id = 7;
+
+-- a new key, no row, two rows, a NULL key: the statement
+SET client_min_messages = debug1;
+UPDATE p_s SET id = 1000;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+DELETE FROM p_s;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+INSERT INTO p_s SELECT * FROM p_t WHERE id IN (1, 2);
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+DELETE FROM p_s;
+INSERT INTO p_s VALUES (NULL, 1, 'no key', NULL);
+SELECT pg_temp.err($$SELECT * FROM idempotent_upsert('p_t', 'p_s')$$);
+RESET client_min_messages;
+
+-- types that differ from the target's (the statement casts): the statement
+CREATE TABLE p_cast (id bigint, amount numeric(10, 2), note text, big text);
+INSERT INTO p_cast SELECT id, amount, note, big FROM p_t WHERE id = 3;
+ANALYZE p_cast;
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_cast');
+RESET client_min_messages;
+
+-- a source with a child table, whose rows the statement reads too
+DELETE FROM p_s;
+INSERT INTO p_s SELECT * FROM p_t WHERE id = 4;
+CREATE TABLE p_s_child () INHERITS (p_s);
+INSERT INTO p_s_child SELECT id, amount, 'child', big FROM p_t WHERE id = 5;
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+DROP TABLE p_s_child;
+ANALYZE p_s;	-- which clears relhassubclass, left set by the DROP
+
+-- a shape already probed, then the source's column retyped: the call
+-- shape is forgotten, and the statement runs
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+ALTER TABLE p_s ALTER COLUMN id TYPE bigint;
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+ALTER TABLE p_s ALTER COLUMN id TYPE int;
+ANALYZE p_s;
+
+-- a statement-level trigger fires for a statement that writes nothing, so
+-- a target with one is never probed
+CREATE FUNCTION p_stmt_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE '% % statement trigger', TG_WHEN, TG_OP;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER p_stmt AFTER UPDATE ON p_t FOR EACH STATEMENT
+	EXECUTE FUNCTION p_stmt_trigger();
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+DROP TRIGGER p_stmt ON p_t;
+
+-- a caller who may read but not write the target: the statement's error,
+-- as before, even though the row is unchanged; with every privilege, the
+-- probe
+CREATE ROLE regress_probe_reader;
+GRANT SELECT ON p_t, p_s TO regress_probe_reader;
+SET ROLE regress_probe_reader;
+SELECT pg_temp.err($$SELECT * FROM idempotent_upsert('p_t', 'p_s')$$);
+SELECT pg_temp.err($$SELECT * FROM idempotent_upsert('p_t', 'p_s', dry_run => true)$$);
+RESET ROLE;
+GRANT INSERT, UPDATE ON p_t TO regress_probe_reader;
+SET ROLE regress_probe_reader;
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_t', 'p_s');
+RESET client_min_messages;
+RESET ROLE;
+
+-- row security on the target, for that caller: a policy hides the row, so
+-- the statement classifies it new, and its insert meets the policy (the
+-- probe, blind to policies, would have found the row unchanged)
+ALTER TABLE p_t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p_hide ON p_t USING (id <> 4);
+SET ROLE regress_probe_reader;
+SET client_min_messages = debug1;
+SELECT pg_temp.err($$SELECT * FROM idempotent_upsert('p_t', 'p_s')$$);
+RESET client_min_messages;
+RESET ROLE;
+DROP POLICY p_hide ON p_t;
+ALTER TABLE p_t DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON p_t, p_s FROM regress_probe_reader;
+DROP ROLE regress_probe_reader;
+
+-- a key index whose equality is not the type's default: the statement
+CREATE TABLE p_ops (code text, v int);
+CREATE UNIQUE INDEX p_ops_code ON p_ops (code text_pattern_ops);
+INSERT INTO p_ops SELECT 'c' || g, g FROM generate_series(1, 100) g;
+CREATE TABLE p_ops_s (code text, v int);
+INSERT INTO p_ops_s VALUES ('c9', 9);
+ANALYZE p_ops, p_ops_s;
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert('p_ops', 'p_ops_s');
+RESET client_min_messages;
+
+DROP TABLE p_t, p_s, p_nk, p_nks, p_cast, p_ops, p_ops_s;
+DROP FUNCTION p_stmt_trigger();
