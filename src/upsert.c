@@ -183,9 +183,9 @@ key_names(UpsertPlan *plan)
  * A statement of the call: its text as the call's shape keeps it, built
  * (and kept) by build the first time a call of the shape needs it.
  */
-static const char *
-plan_statement(UpsertPlan *plan, UpsertStatement which,
-			   char *(*build) (UpsertPlan *plan))
+const char *
+pgi_upsert_statement(UpsertPlan *plan, UpsertStatement which,
+					 char *(*build) (UpsertPlan *plan))
 {
 	UpsertShape *kept;
 	char	   *sql;
@@ -211,8 +211,8 @@ begin_settings(UpsertPlan *plan)
  * Move the call to a new snapshot, after an attempt rolled back under READ
  * COMMITTED: the retry sees what the sessions it met have committed.
  */
-static void
-renew_snapshot(UpsertPlan *plan)
+void
+pgi_upsert_renew_snapshot(UpsertPlan *plan)
 {
 	UnregisterSnapshot(plan->snapshot);
 	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
@@ -242,7 +242,7 @@ target_is_empty(UpsertPlan *plan)
 		if (blocks == 0)
 			return true;
 	}
-	q = plan_statement(plan, US_EMPTY, pgi_upsert_build_empty);
+	q = pgi_upsert_statement(plan, US_EMPTY, pgi_upsert_build_empty);
 	pgi_spi_run_cached(q, NULL, plan->relids, CURSOR_OPT_GENERIC_PLAN,
 					   plan->snapshot, true, SPI_OK_SELECT);
 	return SPI_processed == 0;
@@ -251,7 +251,7 @@ target_is_empty(UpsertPlan *plan)
 static int64
 write_all_new(UpsertPlan *plan)
 {
-	upsert_exec(plan, plan_statement(plan, US_FIRST_LOAD, pgi_upsert_build_first_load),
+	upsert_exec(plan, pgi_upsert_statement(plan, US_FIRST_LOAD, pgi_upsert_build_first_load),
 				false, SPI_OK_INSERT);
 	return (int64) SPI_processed;
 }
@@ -259,7 +259,7 @@ write_all_new(UpsertPlan *plan)
 static void
 write_all_rows_safely(UpsertPlan *plan, UpsertCounts *counts)
 {
-	upsert_exec(plan, plan_statement(plan, US_SAFE, pgi_upsert_build_safe), false,
+	upsert_exec(plan, pgi_upsert_statement(plan, US_SAFE, pgi_upsert_build_safe), false,
 				SPI_OK_SELECT);
 	counts->duplicates = pgi_spi_int8(0, SR_ROWS) - pgi_spi_int8(0, SR_EFFECTIVE);
 	counts->stale = pgi_spi_int8(0, SR_STALE);
@@ -406,7 +406,7 @@ report_check_errors(UpsertPlan *plan, UpsertWrite *w)
 	if (dup_rows > 0 && w->null_keys == 0 && w->null_versions == 0 &&
 		pgi_upsert_dups_apart(plan))
 	{
-		upsert_exec(plan, plan_statement(plan, US_DUPS, pgi_upsert_build_dups),
+		upsert_exec(plan, pgi_upsert_statement(plan, US_DUPS, pgi_upsert_build_dups),
 					true, SPI_OK_SELECT);
 		w->dup_keys = pgi_spi_int8(0, 1);
 		w->dup_example = result_text(2);
@@ -486,7 +486,7 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 
 	memset(&w, 0, sizeof(w));
 	w.plan = plan;
-	w.merge = plan_statement(plan, US_MERGE, pgi_upsert_build_merge);
+	w.merge = pgi_upsert_statement(plan, US_MERGE, pgi_upsert_build_merge);
 
 	if (plan->dry_run)
 		merge_once(&w);
@@ -510,7 +510,7 @@ upsert_general(UpsertPlan *plan, UpsertCounts *counts)
 														 caught, again));
 			/* under READ COMMITTED every retry sees what the others committed */
 			if (fresh)
-				renew_snapshot(plan);
+				pgi_upsert_renew_snapshot(plan);
 		}
 		if (w.safe)
 		{
@@ -626,7 +626,7 @@ try_first_load(UpsertPlan *plan, int64 *inserted)
 						  errmsg_first_load_rolled_back(&plan->progress, caught));
 		/* another session's load: under READ COMMITTED, see its rows */
 		if (!IsolationUsesXactSnapshot())
-			renew_snapshot(plan);
+			pgi_upsert_renew_snapshot(plan);
 		return false;
 	}
 	*inserted = w.inserted;
@@ -782,7 +782,7 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
 	 */
 	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	if (pgi_upsert_probe_unchanged(plan, kept, counts))
+	if (pgi_upsert_probe(plan, kept, counts))
 	{
 		UnregisterSnapshot(plan->snapshot);
 		return;

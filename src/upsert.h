@@ -4,7 +4,7 @@
  *	  What the upsert's files share: upsert.c (the call: its plan, its
  *	  write attempts, the relation source), upsert_sql.c (the text of its
  *	  statements), upsert_source.c (query and JSON sources) and
- *	  upsert_probe.c (a one-row source the target already holds).
+ *	  upsert_probe.c (a one-row source, by a probe of the key's index).
  *
  *-------------------------------------------------------------------------
  */
@@ -49,6 +49,8 @@ typedef enum UpsertStatement
 	US_FIRST_LOAD,
 	US_SAFE,
 	US_DUPS,
+	US_ONE_UPDATE,
+	US_ONE_INSERT,
 	US_NSTATEMENTS
 } UpsertStatement;
 
@@ -144,9 +146,16 @@ extern char *pgi_upsert_build_first_load(UpsertPlan *plan);
 extern char *pgi_upsert_build_safe(UpsertPlan *plan);
 extern char *pgi_upsert_build_dups(UpsertPlan *plan);
 extern bool pgi_upsert_dups_apart(UpsertPlan *plan);
+extern char *pgi_upsert_build_one_update(UpsertPlan *plan);
+extern char *pgi_upsert_build_one_insert(UpsertPlan *plan);
+
+/* upsert.c */
+extern const char *pgi_upsert_statement(UpsertPlan *plan, UpsertStatement which,
+										char *(*build) (UpsertPlan *plan));
+extern void pgi_upsert_renew_snapshot(UpsertPlan *plan);
 
 /* upsert_probe.c */
-extern bool pgi_upsert_probe_unchanged(UpsertPlan *plan, UpsertShape *kept,
-									   UpsertCounts *counts);
+extern bool pgi_upsert_probe(UpsertPlan *plan, UpsertShape *kept,
+							 UpsertCounts *counts);
 
 #endif							/* PGI_UPSERT_H */

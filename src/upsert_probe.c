@@ -1,27 +1,32 @@
 /*-------------------------------------------------------------------------
  *
  * upsert_probe.c
- *	  A one-row relation source whose row the target already holds, told
- *	  without a statement: read the row, probe the key's unique index, and
- *	  compare the two rows by image, as the statement's classification does.
+ *	  A one-row source, decided by a probe of the key's unique index instead
+ *	  of the general statement: the row is read (from a table, or the one
+ *	  object of a JSON array), the target's row with its key found, and the
+ *	  two compared by image, as the statement's classification does.
  *
- * A streaming writer upserts one row per call, and most such rows are
- * re-deliveries of a row already written.  For them the one statement of
+ * A streaming writer upserts one row per call.  For it the one statement of
  * the general path (upsert_sql.c) costs more to set up (some forty plan
- * nodes, every call) than to run, and it finds nothing to write.  Here the
- * same answer costs a heap scan of the one-row source, one index probe and
- * a comparison, in the call's snapshot.
+ * nodes, every call) than to run.  Here a row the target already holds
+ * costs a read of the source, one index probe and a comparison, in the
+ * call's snapshot, and no statement at all; a changed row one UPDATE of
+ * that row, by its ctid, and a new one one INSERT ... ON CONFLICT DO
+ * NOTHING, each a statement of a few plan nodes (pgi_upsert_build_one_*).
+ * A write that finds the row changed or inserted by another session since
+ * the snapshot writes nothing, and the call goes on to the general path,
+ * in a new snapshot under READ COMMITTED; REPEATABLE READ raises 40001 from
+ * the write itself, as the general path would.
  *
- * The probe only ever answers "unchanged": a row that is new, changed,
- * that it cannot read exactly as the statement would (a cast between the
- * source's and the target's types, a key index of another equality, row
- * security, privileges granted by column only), or a source of more or
- * fewer than one row, goes to the statement, which decides as before.  So
- * a mistake here can only cost the work it meant to save; it can never
- * skip a write.  And it only answers where running the statement would
- * have had no other effect: a target with statement-level triggers (which
- * fire for a statement that writes nothing) or rules (which the statement
- * refuses) goes to the statement too.
+ * Only where the general statement would read the rows exactly so and have
+ * no other effect: anything the probe cannot read as the statement would (a
+ * cast between the source's and the target's types, a key index of another
+ * equality, row security, privileges granted by column only) or a source
+ * of more or fewer than one row goes to the statement, and so does a
+ * target with statement-level triggers (which fire for a statement that
+ * writes nothing) or rules (which the statement refuses).  A target with
+ * BEFORE ROW triggers is probed but not written here: a trigger that skips
+ * the row would look like a concurrent change, and run twice.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,7 +42,11 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "commands/defrem.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "utils/snapmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -55,10 +64,22 @@ struct UpsertProbe
 	int			keycol[INDEX_MAX_KEYS]; /* per index column: position in cols */
 	RegProcedure eqproc[INDEX_MAX_KEYS];	/* its equality's function */
 	Oid			eqcoll[INDEX_MAX_KEYS];
-	AttrNumber *srcatt;			/* per column of cols: the source's attnum */
+	AttrNumber *srcatt;			/* per column of cols: a table source's
+								 * attnum */
 	int16	   *typlen;
 	bool	   *byval;
+	bool		write;			/* a changed or new row is written here */
+	Oid			rowtype;		/* the target's row type, for the write */
 };
+
+/* What the probe found for the source's row. */
+typedef enum ProbeResult
+{
+	PROBE_NONE,					/* no decision: the statement decides */
+	PROBE_SAME,
+	PROBE_CHANGED,
+	PROBE_NEW
+} ProbeResult;
 
 /*
  * The index the probe reads: unique, immediate and valid, on the key's
@@ -144,61 +165,68 @@ probe_setup(UpsertPlan *plan)
 {
 	UpsertProbe *probe;
 	Relation	target;
-	Relation	source;
+	Relation	source = NULL;
 	bool		ok;
 	int			i;
 
-	if (!OidIsValid(plan->source->relid) || plan->version >= 0 ||
+	if (plan->source->query != NULL || plan->version >= 0 ||
 		plan->keep_last || plan->target->relkind != RELKIND_RELATION)
+		return NULL;
+	if (!OidIsValid(plan->source->relid) && plan->source->keys == NULL)
 		return NULL;
 
 	target = table_open(plan->target->relid, NoLock);
-	source = table_open(plan->source->relid, NoLock);
+	if (OidIsValid(plan->source->relid))
+		source = table_open(plan->source->relid, NoLock);
+
 	/* another session's temporary table: the statement says it cannot */
-	ok = source->rd_rel->relkind == RELKIND_RELATION &&
-		!RELATION_IS_OTHER_TEMP(source) && !RELATION_IS_OTHER_TEMP(target) &&
-		!source->rd_rel->relhassubclass &&
-		!target->rd_rel->relhasrules &&
+	ok = !RELATION_IS_OTHER_TEMP(target) && !target->rd_rel->relhasrules &&
 		(target->trigdesc == NULL ||
 		 !(target->trigdesc->trig_insert_before_statement ||
 		   target->trigdesc->trig_insert_after_statement ||
 		   target->trigdesc->trig_update_before_statement ||
 		   target->trigdesc->trig_update_after_statement));
+	if (source != NULL)
+		ok = ok && source->rd_rel->relkind == RELKIND_RELATION &&
+			!RELATION_IS_OTHER_TEMP(source) && !source->rd_rel->relhassubclass;
 
 	probe = palloc0(sizeof(UpsertProbe));
 	probe->srcatt = palloc0(sizeof(AttrNumber) * Max(plan->cols.ncols, 1));
 	probe->typlen = palloc0(sizeof(int16) * Max(plan->cols.ncols, 1));
 	probe->byval = palloc0(sizeof(bool) * Max(plan->cols.ncols, 1));
+	probe->write = target->trigdesc == NULL ||
+		!(target->trigdesc->trig_insert_before_row ||
+		  target->trigdesc->trig_update_before_row);
+	probe->rowtype = target->rd_rel->reltype;
 
-	/* the source's columns as they are, with no cast to the target's */
 	for (i = 0; ok && i < plan->cols.ncols; i++)
 	{
 		PgiColumn  *col = &plan->cols.cols[i];
-		int			s = pgi_column_index(&plan->source->columns, col->name);
-		PgiColumn  *scol;
 
-		if (s < 0)
-		{
+		if (col->attnum <= 0)
 			ok = false;
-			break;
-		}
-		scol = &plan->source->columns.cols[s];
-		if (scol->typid != col->typid || scol->typmod != col->typmod ||
-			scol->collid != col->collid || col->attnum <= 0)
+		else if (source != NULL)
 		{
-			ok = false;
-			break;
+			/* a table's columns as they are, with no cast to the target's */
+			int			s = pgi_column_index(&plan->source->columns, col->name);
+			PgiColumn  *scol = s >= 0 ? &plan->source->columns.cols[s] : NULL;
+
+			if (scol == NULL || scol->typid != col->typid ||
+				scol->typmod != col->typmod || scol->collid != col->collid)
+				ok = false;
+			else
+				probe->srcatt[i] = scol->attnum;
 		}
-		probe->srcatt[i] = scol->attnum;
 		get_typlenbyval(col->typid, &probe->typlen[i], &probe->byval[i]);
 	}
 	if (ok)
 		probe->index = key_index(target, plan, probe);
-	table_close(source, NoLock);
+	if (source != NULL)
+		table_close(source, NoLock);
 	table_close(target, NoLock);
 	if (!ok || !OidIsValid(probe->index) ||
 		pgi_relation_is_distributed(plan->target->relid) ||
-		pgi_relation_is_distributed(plan->source->relid))
+		(source != NULL && pgi_relation_is_distributed(plan->source->relid)))
 		return NULL;
 	return probe;
 }
@@ -215,10 +243,12 @@ caller_may_probe(UpsertPlan *plan)
 	AclMode		need = plan->dry_run ? ACL_SELECT :
 		(ACL_SELECT | ACL_INSERT | ACL_UPDATE);
 
-	return pg_class_aclmask(plan->target->relid, user, need, ACLMASK_ALL) == need &&
-		pg_class_aclcheck(plan->source->relid, user, ACL_SELECT) == ACLCHECK_OK &&
-		check_enable_rls(plan->target->relid, InvalidOid, true) != RLS_ENABLED &&
-		check_enable_rls(plan->source->relid, InvalidOid, true) != RLS_ENABLED;
+	if (pg_class_aclmask(plan->target->relid, user, need, ACLMASK_ALL) != need ||
+		check_enable_rls(plan->target->relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	return !OidIsValid(plan->source->relid) ||
+		(pg_class_aclcheck(plan->source->relid, user, ACL_SELECT) == ACLCHECK_OK &&
+		 check_enable_rls(plan->source->relid, InvalidOid, true) != RLS_ENABLED);
 }
 
 /*
@@ -259,77 +289,143 @@ read_one_row(UpsertPlan *plan, UpsertProbe *probe, Relation source,
 }
 
 /*
- * Whether the target holds the source's row, key and every column
- * identical by image, in the call's snapshot.
+ * A JSON source's one object, as the statement's s reads it (plan->sel, in
+ * the target's types), into values/nulls.  The values live in the SPI
+ * result, kept until the call's SPI connection ends.
  */
 static bool
-target_holds(UpsertPlan *plan, UpsertProbe *probe, Relation target,
-			 Datum *values, bool *nulls)
+json_one_row(UpsertPlan *plan, Datum *values, bool *nulls)
 {
-	Relation	index = index_open(probe->index, AccessShareLock);
-	ScanKeyData skeys[INDEX_MAX_KEYS];
-	IndexScanDesc scan;
-	TupleTableSlot *slot = table_slot_create(target, NULL);
-	bool		same = false;
 	int			i;
 
+	pgi_spi_run_cached(plan->sel, &plan->source->params, plan->relids,
+					   CURSOR_OPT_GENERIC_PLAN, plan->snapshot, true,
+					   SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return false;
+	for (i = 0; i < plan->cols.ncols; i++)
+		values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								  i + 1, &nulls[i]);
+	return true;
+}
+
+/*
+ * The target's row with the source row's key, in the call's snapshot: none
+ * (new), one identical by image in every column (same), or one that
+ * differs (changed, and where it is, in *tid).
+ */
+static ProbeResult
+probe_target(UpsertPlan *plan, UpsertProbe *probe, Relation target,
+			 Datum *values, bool *nulls, ItemPointer tid)
+{
+	Relation	index;
+	ScanKeyData skeys[INDEX_MAX_KEYS];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ProbeResult result = PROBE_NEW;
+	int			i;
+
+	/* a null key: the statement reports it */
 	for (i = 0; i < probe->nkeys; i++)
 	{
-		int			pos = probe->keycol[i];
+		if (nulls[probe->keycol[i]])
+			return PROBE_NONE;
+	}
 
-		if (nulls[pos])
-		{
-			index_close(index, AccessShareLock);
-			ExecDropSingleTupleTableSlot(slot);
-			return false;
-		}
+	index = index_open(probe->index, AccessShareLock);
+	slot = table_slot_create(target, NULL);
+	for (i = 0; i < probe->nkeys; i++)
 		ScanKeyEntryInitialize(&skeys[i], 0, i + 1, BTEqualStrategyNumber,
 							   InvalidOid, probe->eqcoll[i], probe->eqproc[i],
-							   values[pos]);
-	}
+							   values[probe->keycol[i]]);
 	scan = pgi_index_beginscan(target, index, plan->snapshot, probe->nkeys);
 	index_rescan(scan, skeys, probe->nkeys, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		slot_getallattrs(slot);
-		same = true;
-		for (i = 0; same && i < plan->cols.ncols; i++)
+		result = PROBE_SAME;
+		for (i = 0; result == PROBE_SAME && i < plan->cols.ncols; i++)
 		{
 			AttrNumber	att = plan->cols.cols[i].attnum;
 			bool		tnull = slot->tts_isnull[att - 1];
 
-			if (tnull || nulls[i])
-				same = tnull == nulls[i];
-			else
-				same = pgi_image_equal(probe->typlen[i], probe->byval[i],
-									   slot->tts_values[att - 1], values[i]);
+			if (tnull != nulls[i] ||
+				(!tnull && !pgi_image_equal(probe->typlen[i], probe->byval[i],
+											slot->tts_values[att - 1], values[i])))
+				result = PROBE_CHANGED;
 		}
+		*tid = slot->tts_tid;
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, AccessShareLock);
-	return same;
+	return result;
 }
 
 /*
- * A call whose source is one row the target already holds: true, with the
+ * Write the changed or new row with its statement of one row; whether it
+ * wrote it (not: another session changed the row or inserted the key since
+ * the snapshot).
+ */
+static bool
+write_one_row(UpsertPlan *plan, UpsertProbe *probe, Relation target,
+			  ProbeResult found, Datum *values, bool *nulls, ItemPointer tid)
+{
+	TupleDesc	desc = RelationGetDescr(target);
+	Datum	   *tvalues = palloc0(sizeof(Datum) * Max(desc->natts, 1));
+	bool	   *tnulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	PgiParams	params;
+	int			i;
+
+	/* the source's columns in a row of the target's type, the rest null */
+	memset(tnulls, true, sizeof(bool) * Max(desc->natts, 1));
+	for (i = 0; i < plan->cols.ncols; i++)
+	{
+		tvalues[plan->cols.cols[i].attnum - 1] = values[i];
+		tnulls[plan->cols.cols[i].attnum - 1] = nulls[i];
+	}
+	memset(&params, 0, sizeof(params));
+	pgi_params_add(&params, probe->rowtype,
+				   heap_copy_tuple_as_datum(heap_form_tuple(desc, tvalues, tnulls),
+											desc));
+	if (found == PROBE_CHANGED)
+	{
+		pgi_params_add(&params, TIDOID, PointerGetDatum(tid));
+		pgi_spi_run_cached(pgi_upsert_statement(plan, US_ONE_UPDATE,
+												pgi_upsert_build_one_update),
+						   &params, plan->relids, CURSOR_OPT_GENERIC_PLAN,
+						   plan->snapshot, false, SPI_OK_UPDATE);
+	}
+	else
+		pgi_spi_run_cached(pgi_upsert_statement(plan, US_ONE_INSERT,
+												pgi_upsert_build_one_insert),
+						   &params, plan->relids, CURSOR_OPT_GENERIC_PLAN,
+						   plan->snapshot, false, SPI_OK_INSERT);
+	return SPI_processed == 1;
+}
+
+/*
+ * A call whose source is one row: true when the probe decided it, with the
  * counts, and nothing else to do.  False for anything else, which the
- * statement then decides.  kept, the call shape's, remembers the setup.
+ * general statement then decides (in a new snapshot, under READ COMMITTED,
+ * if a write here met another session's).  kept, the call shape's,
+ * remembers the setup.
  */
 bool
-pgi_upsert_probe_unchanged(UpsertPlan *plan, UpsertShape *kept,
-						   UpsertCounts *counts)
+pgi_upsert_probe(UpsertPlan *plan, UpsertShape *kept, UpsertCounts *counts)
 {
 	UpsertProbe *probe;
 	Relation	target;
-	Relation	source;
-	TupleTableSlot *row;
+	Relation	source = NULL;
+	TupleTableSlot *row = NULL;
 	Datum	   *values;
 	bool	   *nulls;
-	bool		same;
+	ProbeResult found = PROBE_NONE;
+	ItemPointerData tid;
+	bool		done;
 
 	/* a batch not small against the table is not one row */
-	if (!plan->probe)
+	if (!plan->probe && !(plan->source->keys != NULL && plan->source->rows == 1))
 		return false;
 	if (kept != NULL && kept->probe_known)
 		probe = kept->probe;
@@ -352,23 +448,56 @@ pgi_upsert_probe_unchanged(UpsertPlan *plan, UpsertShape *kept,
 
 	values = palloc(sizeof(Datum) * Max(plan->cols.ncols, 1));
 	nulls = palloc(sizeof(bool) * Max(plan->cols.ncols, 1));
-	source = table_open(plan->source->relid, NoLock);
 	target = table_open(plan->target->relid, NoLock);
-	row = table_slot_create(source, NULL);
-	same = read_one_row(plan, probe, source, row, values, nulls) &&
-		target_holds(plan, probe, target, values, nulls);
-	ExecDropSingleTupleTableSlot(row);
+	if (OidIsValid(plan->source->relid))
+	{
+		source = table_open(plan->source->relid, NoLock);
+		row = table_slot_create(source, NULL);
+		if (read_one_row(plan, probe, source, row, values, nulls))
+			found = probe_target(plan, probe, target, values, nulls, &tid);
+	}
+	else if (plan->source->rows == 1 && json_one_row(plan, values, nulls))
+		found = probe_target(plan, probe, target, values, nulls, &tid);
+
+	done = found == PROBE_SAME;
+	if ((found == PROBE_CHANGED || found == PROBE_NEW) && probe->write &&
+		!plan->dry_run)
+	{
+		done = write_one_row(plan, probe, target, found, values, nulls, &tid);
+		/* another session's write since the snapshot: see it */
+		if (!done && !IsolationUsesXactSnapshot())
+			pgi_upsert_renew_snapshot(plan);
+	}
+	if (row != NULL)
+		ExecDropSingleTupleTableSlot(row);
+	if (source != NULL)
+		table_close(source, NoLock);
 	table_close(target, NoLock);
-	table_close(source, NoLock);
-	if (!same)
+	if (!done)
 		return false;
 
-	ereport(DEBUG1,
-			(errmsg_internal("pg_idempotent: the source's one row is in \"%s\" as it is (by a probe of its key's index): no statement ran",
-							 plan->target->displayname)));
-	counts->unchanged = 1;
+	if (found == PROBE_SAME)
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("pg_idempotent: the source's one row is in \"%s\" as it is (by a probe of its key's index): no statement ran",
+								 plan->target->displayname)));
+		counts->unchanged = 1;
+	}
+	else
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("pg_idempotent: the source's one row is %s in \"%s\" (by a probe of its key's index): written by a statement of one row",
+								 found == PROBE_NEW ? "new" : "changed",
+								 plan->target->displayname)));
+		if (found == PROBE_NEW)
+			counts->inserted = 1;
+		else
+			counts->updated = 1;
+	}
 	pgi_progress_step(&plan->progress,
-					  errmsg("%s on %s: classified 1 row: 0 new, 0 changed, 0 stale, 1 unchanged (by a probe of the key's index)",
-							 PGI_PROGRESS_OF(&plan->progress)));
+					  errmsg("%s on %s: one row, %s (by a probe of the key's index)",
+							 PGI_PROGRESS_OF(&plan->progress),
+							 found == PROBE_SAME ? "unchanged" :
+							 found == PROBE_NEW ? "inserted" : "updated"));
 	return true;
 }

@@ -572,3 +572,41 @@ pgi_upsert_build_safe(UpsertPlan *plan)
 						   "pg_catalog.count(*) FILTER (WHERE w.x) FROM w");
 	return q.data;
 }
+
+/*
+ * A one-row source's row, once the probe (upsert_probe.c) found it changed
+ * or new: $1 is the row, as a value of the target's row type holding the
+ * source's columns.  The update names the row the probe found ($2, its
+ * ctid) and matches the key and the change again, so a row another session
+ * changed or deleted since the call's snapshot is not written (0 rows: the
+ * call then decides in a new snapshot).  The insert does nothing on a key
+ * another session inserted meanwhile (0 rows, likewise).  One row needs no
+ * order to take its one lock in.
+ */
+char *
+pgi_upsert_build_one_update(UpsertPlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "UPDATE %s t SET ", plan->target->qualname);
+	append_set_list(&q, plan, "v");
+	appendStringInfoString(&q, " FROM (SELECT ($1).*) v WHERE t.ctid OPERATOR(pg_catalog.=) $2 AND ");
+	pgi_append_key_match(&q, "t", "v", &plan->cols, plan->key);
+	appendStringInfoString(&q, " AND ");
+	append_changed(&q, plan, "t", "v");
+	return q.data;
+}
+
+char *
+pgi_upsert_build_one_insert(UpsertPlan *plan)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	pgi_append_insert_into(&q, plan->target->qualname, NULL, &plan->cols, "v");
+	appendStringInfoString(&q, " FROM (SELECT ($1).*) v ON CONFLICT (");
+	append_key_list(&q, plan, NULL);
+	appendStringInfoString(&q, ") DO NOTHING");
+	return q.data;
+}

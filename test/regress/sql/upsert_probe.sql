@@ -1,9 +1,10 @@
--- A one-row relation source whose row the target already holds is told by
--- a probe of the key's unique index, with no statement (upsert_probe.c): a
--- DEBUG1 line says so.  The probe only ever answers "unchanged"; anything
--- it cannot read exactly as the statement would goes to the statement,
--- which answers as before: these cases show both, and that the answers
--- (counts, rows, errors) are the same either way.
+-- A one-row source (a table, or a JSON array of one object) is decided by
+-- a probe of the key's unique index (upsert_probe.c): a row the target
+-- already holds runs no statement, a changed or new one is written by a
+-- statement of one row; a DEBUG1 line says which.  Anything the probe
+-- cannot read exactly as the general statement would goes to that
+-- statement, which answers as before: these cases show both, and that the
+-- answers (counts, rows, errors) are the same either way.
 
 \i test/regress/sql/include/err.sql
 
@@ -23,7 +24,7 @@ SELECT ctid = :'before' AS not_written FROM p_t WHERE id = 7;
 
 -- a column that differs, NULL against a value, and the same number written
 -- differently (1.0 and 1.00 are equal, but the table must end holding what
--- the source says): the statement writes each
+-- the source says): each is written
 SET client_min_messages = debug1;
 UPDATE p_s SET note = 'changed';
 SELECT * FROM idempotent_upsert('p_t', 'p_s');
@@ -59,7 +60,7 @@ SELECT * FROM idempotent_upsert('p_t', 'p_s');
 RESET client_min_messages;
 SELECT length(big) FROM p_t WHERE id = 7;
 
--- a new key, no row, two rows, a NULL key: the statement
+-- a new key: inserted; no row, two rows, a NULL key: the statement
 SET client_min_messages = debug1;
 UPDATE p_s SET id = 1000;
 SELECT * FROM idempotent_upsert('p_t', 'p_s');
@@ -159,5 +160,44 @@ SET client_min_messages = debug1;
 SELECT * FROM idempotent_upsert('p_ops', 'p_ops_s');
 RESET client_min_messages;
 
-DROP TABLE p_t, p_s, p_nk, p_nks, p_cast, p_ops, p_ops_s;
-DROP FUNCTION p_stmt_trigger();
+-- JSON, one object: the same decisions; a key the object leaves out is
+-- null, and a column it leaves out is not compared (nor written)
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 20, "amount": 20, "note": "row 20"}]');
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 20, "amount": 21, "note": "row 20"}]');
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 20, "amount": 21}]');
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 2000, "amount": 1, "note": "new"}]');
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 2000, "amount": 1, "note": "new"}]', dry_run => true);
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 2001, "amount": 1}]', dry_run => true);
+SELECT pg_temp.err($$SELECT * FROM idempotent_upsert_json('p_t', '[{"id": null, "amount": 1}]')$$);
+RESET client_min_messages;
+SELECT id, amount, note FROM p_t WHERE id IN (20, 2000, 2001) ORDER BY id;
+
+-- a BEFORE ROW trigger: probed, but a changed row is written by the
+-- statement (a trigger that skips the row would look like another
+-- session's change, and run twice)
+CREATE FUNCTION p_row_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE '% % row trigger on %', TG_WHEN, TG_OP, NEW.id;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER p_row BEFORE INSERT OR UPDATE ON p_t FOR EACH ROW
+	EXECUTE FUNCTION p_row_trigger();
+SET client_min_messages = debug1;
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 20, "amount": 21}]');
+SELECT * FROM idempotent_upsert_json('p_t', '[{"id": 20, "amount": 22}]');
+RESET client_min_messages;
+DROP TRIGGER p_row ON p_t;
+
+-- a default is evaluated only for the row inserted
+CREATE TABLE p_seq (id int PRIMARY KEY, v text, n bigserial);
+INSERT INTO p_seq (id, v) SELECT g, 'v' FROM generate_series(1, 100) g;
+ANALYZE p_seq;
+SELECT * FROM idempotent_upsert_json('p_seq', '[{"id": 5, "v": "v"}]');
+SELECT * FROM idempotent_upsert_json('p_seq', '[{"id": 5, "v": "w"}]');
+SELECT * FROM idempotent_upsert_json('p_seq', '[{"id": 500, "v": "w"}]');
+SELECT last_value FROM p_seq_n_seq;
+SELECT id, v, n FROM p_seq WHERE id IN (5, 500) ORDER BY id;
+
+DROP TABLE p_t, p_s, p_nk, p_nks, p_cast, p_ops, p_ops_s, p_seq;
+DROP FUNCTION p_stmt_trigger(), p_row_trigger();
