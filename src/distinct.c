@@ -129,10 +129,7 @@ index_proves(Oid indexoid, bool rel_is_new, const PgiColumnList *source,
 		elog(ERROR, "cache lookup failed for index %u", indexoid);
 	index = (Form_pg_index) GETSTRUCT(tup);
 
-	if (!index->indisunique || !index->indimmediate || !index->indisvalid ||
-		!index->indislive ||
-		!heap_attisnull(tup, Anum_pg_index_indpred, NULL) ||
-		!heap_attisnull(tup, Anum_pg_index_indexprs, NULL))
+	if (!pgi_index_is_usable_key(tup) || !index->indislive)
 		goto done;
 
 	/*

@@ -84,6 +84,7 @@ extern PgiColumnList pgi_columns_copy(const PgiColumnList *list);
 extern int	pgi_column_index(const PgiColumnList *list, const char *name);
 extern List *pgi_find_key(PgiRelation *target, const PgiColumnList *source,
 						  ArrayType *key, const char *sourcename);
+extern bool pgi_index_is_usable_key(HeapTuple idxtup);
 extern List *pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
 							   ArrayType *key, const char *sourcename,
 							   int with);

@@ -295,12 +295,12 @@ pgi_text_array_to_list(ArrayType *arr, const char *argname)
 }
 
 /*
- * Is this index one that ON CONFLICT can use as an arbiter for exactly the
- * given set of columns?  It must be unique, valid, immediate, without a
- * predicate and without expressions.
+ * Is this index (its pg_index row) one that ON CONFLICT can use as an
+ * arbiter for exactly the given set of columns?  It must be unique, valid,
+ * immediate, without a predicate and without expressions.
  */
-static bool
-index_is_usable_key(HeapTuple idxtup)
+bool
+pgi_index_is_usable_key(HeapTuple idxtup)
 {
 	Form_pg_index idx = (Form_pg_index) GETSTRUCT(idxtup);
 
@@ -439,7 +439,7 @@ pgi_find_key_with(PgiRelation *target, const PgiColumnList *source,
 			continue;
 		}
 		cols = index_key_columns(target, idx);
-		if (!index_is_usable_key(tup) || list_length(cols) != idx->indnkeyatts)
+		if (!pgi_index_is_usable_key(tup) || list_length(cols) != idx->indnkeyatts)
 		{
 			if (wanted == NIL)
 				appendStringInfo(&found, "%s%s (not usable: partial, expression, deferrable or invalid)",

@@ -782,17 +782,13 @@ upsert_shaped(UpsertPlan *plan, UpsertCounts *counts, ArrayType *key,
 	 * (Under REPEATABLE READ this is the transaction's snapshot anyway.)
 	 */
 	plan->snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	if (pgi_upsert_probe(plan, kept, counts))
+	if (!pgi_upsert_probe(plan, kept, counts))
 	{
-		UnregisterSnapshot(plan->snapshot);
-		return;
+		nest = begin_settings(plan);
+		if (!try_first_load(plan, &counts->inserted))
+			upsert_general(plan, counts);
+		AtEOXact_GUC(true, nest);
 	}
-	nest = begin_settings(plan);
-
-	if (!try_first_load(plan, &counts->inserted))
-		upsert_general(plan, counts);
-
-	AtEOXact_GUC(true, nest);
 	UnregisterSnapshot(plan->snapshot);
 }
 

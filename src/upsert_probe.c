@@ -33,25 +33,23 @@
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "access/nbtree.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/index.h"
+#include "access/xact.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
-#include "commands/defrem.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
-#include "utils/snapmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
 
 #include "compat.h"
 #include "upsert.h"
@@ -98,22 +96,20 @@ key_index(Relation target, UpsertPlan *plan, UpsertProbe *probe)
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ind = index->rd_index;
 		bool		ok;
 		int			i;
 
-		ok = ind->indisunique && ind->indimmediate && ind->indisvalid &&
-			ind->indislive && index->rd_rel->relam == BTREE_AM_OID &&
-			IndexRelationGetNumberOfKeyAttributes(index) == list_length(plan->key) &&
-			RelationGetIndexExpressions(index) == NIL &&
-			RelationGetIndexPredicate(index) == NIL;
+		/* an arbiter ON CONFLICT could use, on as many columns as the key */
+		ok = pgi_index_is_usable_key(index->rd_indextuple) &&
+			index->rd_index->indislive && index->rd_rel->relam == BTREE_AM_OID &&
+			IndexRelationGetNumberOfKeyAttributes(index) == list_length(plan->key);
 		for (i = 0; ok && i < list_length(plan->key); i++)
 		{
-			AttrNumber	att = ind->indkey.values[i];
+			AttrNumber	att = index->rd_index->indkey.values[i];
 			ListCell   *kc;
 			int			pos = -1;
 			PgiColumn  *col;
-			Oid			opclass;
+			TypeCacheEntry *tce;
 
 			foreach(kc, plan->key)
 			{
@@ -126,9 +122,10 @@ key_index(Relation target, UpsertPlan *plan, UpsertProbe *probe)
 				break;
 			}
 			col = &plan->cols.cols[pos];
-			opclass = GetDefaultOpClass(col->typid, BTREE_AM_OID);
-			if (!OidIsValid(opclass) ||
-				get_opclass_family(opclass) != index->rd_opfamily[i] ||
+			tce = lookup_type_cache(col->typid,
+									TYPECACHE_BTREE_OPFAMILY | TYPECACHE_EQ_OPR);
+			if (!OidIsValid(tce->btree_opf) || !OidIsValid(tce->eq_opr) ||
+				tce->btree_opf != index->rd_opfamily[i] ||
 				index->rd_indcollation[i] != col->collid)
 			{
 				ok = false;
@@ -136,11 +133,7 @@ key_index(Relation target, UpsertPlan *plan, UpsertProbe *probe)
 			}
 			probe->keycol[i] = pos;
 			probe->eqcoll[i] = col->collid;
-			probe->eqproc[i] = get_opcode(get_opfamily_member(index->rd_opfamily[i],
-															  col->typid, col->typid,
-															  BTEqualStrategyNumber));
-			if (!RegProcedureIsValid(probe->eqproc[i]))
-				ok = false;
+			probe->eqproc[i] = get_opcode(tce->eq_opr);
 		}
 		index_close(index, AccessShareLock);
 		if (ok)
