@@ -732,9 +732,9 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	if (!plan.close)
 	{
 		double		srows = pgi_relation_rows(plan.source->relid);
-		double		trows = pgi_relation_rows(plan.target->relid);
 
-		plan.probe = srows >= 0 && trows >= 0 && srows * 4 < trows;
+		plan.probe = srows >= 0 &&
+			pgi_relation_rows_exceed(plan.target->relid, srows * 4);
 	}
 	sql = build_statement(&plan);
 

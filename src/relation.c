@@ -589,6 +589,24 @@ pgi_relation_rows(Oid relid)
 }
 
 /*
+ * Whether a relation holds more than n rows, by pgi_relation_rows.  Its
+ * statistics settle that without measuring the file when they already
+ * count more: the file only shrinks by VACUUM or TRUNCATE, which update
+ * them, so its size in blocks is at least relpages and pgi_relation_rows
+ * at least reltuples.  A small batch's call skips a system call so.
+ */
+bool
+pgi_relation_rows_exceed(Oid relid, double n)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	bool		known = RELKIND_HAS_STORAGE(rel->rd_rel->relkind) &&
+		rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples > n;
+
+	relation_close(rel, NoLock);
+	return known || pgi_relation_rows(relid) > n;
+}
+
+/*
  * Whether a table is distributed by Citus, whose SQL refuses some shapes
  * a single server runs best (SELECT ... FOR UPDATE over several shards):
  * those who build statements pick per table.  Citus keeps its tables in

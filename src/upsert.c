@@ -682,11 +682,8 @@ pgi_upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *sourc
 	 * query's size is not known before it runs: the planner decides.
 	 */
 	if (source->rows >= 0)
-	{
-		double		target_rows = pgi_relation_rows(target->relid);
-
-		plan.probe = target_rows >= 0 && source->rows * 4 < target_rows;
-	}
+		plan.probe = pgi_relation_rows_exceed(target->relid,
+											  (double) source->rows * 4);
 
 	/*
 	 * What the catalogs say about this shape of call, derived once per

@@ -139,6 +139,10 @@ typedef enum SafeResult
 extern UpsertSource *pgi_upsert_source_new(void);
 extern void pgi_upsert_run(FunctionCallInfo fcinfo, PgiRelation *target,
 						   UpsertSource *source);
+extern TupleDesc pgi_upsert_json_row_desc(const PgiColumnList *cols);
+extern bool pgi_upsert_json_one_row(Datum rows, TupleDesc desc,
+									Snapshot snapshot, Datum *values,
+									bool *nulls);
 
 extern char *pgi_upsert_build_merge(UpsertPlan *plan);
 extern char *pgi_upsert_build_empty(UpsertPlan *plan);

@@ -68,6 +68,8 @@ struct UpsertProbe
 	bool	   *byval;
 	bool		write;			/* a changed or new row is written here */
 	Oid			rowtype;		/* the target's row type, for the write */
+	TupleDesc	jsondesc;		/* a JSON source's row, as its statement's
+								 * column list declares it */
 };
 
 /* What the probe found for the source's row. */
@@ -191,6 +193,8 @@ probe_setup(UpsertPlan *plan)
 		!(target->trigdesc->trig_insert_before_row ||
 		  target->trigdesc->trig_update_before_row);
 	probe->rowtype = target->rd_rel->reltype;
+	if (source == NULL)
+		probe->jsondesc = pgi_upsert_json_row_desc(&plan->cols);
 
 	for (i = 0; ok && i < plan->cols.ncols; i++)
 	{
@@ -278,27 +282,6 @@ read_one_row(UpsertPlan *plan, UpsertProbe *probe, Relation source,
 		values[i] = slot->tts_values[probe->srcatt[i] - 1];
 		nulls[i] = slot->tts_isnull[probe->srcatt[i] - 1];
 	}
-	return true;
-}
-
-/*
- * A JSON source's one object, as the statement's s reads it (plan->sel, in
- * the target's types), into values/nulls.  The values live in the SPI
- * result, kept until the call's SPI connection ends.
- */
-static bool
-json_one_row(UpsertPlan *plan, Datum *values, bool *nulls)
-{
-	int			i;
-
-	pgi_spi_run_cached(plan->sel, &plan->source->params, plan->relids,
-					   CURSOR_OPT_GENERIC_PLAN, plan->snapshot, true,
-					   SPI_OK_SELECT);
-	if (SPI_processed != 1)
-		return false;
-	for (i = 0; i < plan->cols.ncols; i++)
-		values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-								  i + 1, &nulls[i]);
 	return true;
 }
 
@@ -449,7 +432,10 @@ pgi_upsert_probe(UpsertPlan *plan, UpsertShape *kept, UpsertCounts *counts)
 		if (read_one_row(plan, probe, source, row, values, nulls))
 			found = probe_target(plan, probe, target, values, nulls, &tid);
 	}
-	else if (plan->source->rows == 1 && json_one_row(plan, values, nulls))
+	else if (plan->source->rows == 1 &&
+			 pgi_upsert_json_one_row(plan->source->params.values[0],
+									 probe->jsondesc, plan->snapshot,
+									 values, nulls))
 		found = probe_target(plan, probe, target, values, nulls, &tid);
 
 	done = found == PROBE_SAME;

@@ -16,6 +16,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -24,9 +25,12 @@
 #include "parser/parser.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/plancache.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
 #include "upsert.h"
@@ -393,6 +397,85 @@ pgi_jsonb_to_recordset_support(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(NULL);
 	req->rows = (double) DatumGetInt64(((Const *) est)->constvalue);
 	PG_RETURN_POINTER(req);
+}
+
+/*
+ * The row type a one-object JSON source is read as, from the call's
+ * columns (the target's, in the order of the source's keys): their types,
+ * typmods and collations, as json_describe's column list declares them.
+ */
+TupleDesc
+pgi_upsert_json_row_desc(const PgiColumnList *cols)
+{
+	TupleDesc	desc = CreateTemplateTupleDesc(cols->ncols);
+	int			i;
+
+	for (i = 0; i < cols->ncols; i++)
+	{
+		const PgiColumn *col = &cols->cols[i];
+
+		TupleDescInitEntry(desc, i + 1, col->name, col->typid, col->typmod, 0);
+		TupleDescInitEntryCollation(desc, i + 1, col->collid);
+	}
+	return desc;
+}
+
+/*
+ * The one object of a one-row JSON source (rows) into values/nulls (by
+ * position in desc), in snapshot: what the statement's FROM item
+ * jsonb_to_recordset($1) AS s0(column list) yields, without a statement.
+ * The function is called as the executor calls a set-returning FROM item,
+ * with desc as the column list and a function call of its own (its caches
+ * live for this call only, as they would in a statement), so every value
+ * is read, coerced and checked exactly as there.  False if it yields no
+ * row.  The values live in the current memory context.
+ */
+bool
+pgi_upsert_json_one_row(Datum rows, TupleDesc desc, Snapshot snapshot,
+						Datum *values, bool *nulls)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	FmgrInfo	flinfo;
+	ReturnSetInfo rsinfo;
+	ExprContext *econtext = CreateStandaloneExprContext();
+	TupleTableSlot *slot;
+	bool		found;
+	int			i;
+
+	fmgr_info(F_JSONB_TO_RECORDSET, &flinfo);
+	memset(&rsinfo, 0, sizeof(rsinfo));
+	rsinfo.type = T_ReturnSetInfo;
+	rsinfo.econtext = econtext;
+	rsinfo.expectedDesc = desc;
+	rsinfo.allowedModes = (int) SFRM_Materialize;
+	rsinfo.returnMode = SFRM_ValuePerCall;
+	rsinfo.isDone = ExprSingleResult;
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL,
+							 (Node *) &rsinfo);
+	fcinfo->args[0].value = rows;
+	fcinfo->args[0].isnull = false;
+
+	PushActiveSnapshot(snapshot);
+	(void) FunctionCallInvoke(fcinfo);
+	PopActiveSnapshot();
+	if (rsinfo.returnMode != SFRM_Materialize || rsinfo.setResult == NULL)
+		elog(ERROR, "jsonb_to_recordset did not return a tuplestore");
+
+	slot = MakeSingleTupleTableSlot(rsinfo.setDesc, &TTSOpsMinimalTuple);
+	found = tuplestore_gettupleslot(rsinfo.setResult, true, false, slot);
+	if (found)
+	{
+		slot_getallattrs(slot);
+		for (i = 0; i < desc->natts; i++)
+		{
+			values[i] = slot->tts_values[i];
+			nulls[i] = slot->tts_isnull[i];
+		}
+	}
+	/* the tuplestore, which holds the values, stays until the call's end */
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExprContext(econtext, true);
+	return found;
 }
 
 /*

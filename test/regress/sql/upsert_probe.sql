@@ -173,6 +173,48 @@ SELECT pg_temp.err($$SELECT * FROM idempotent_upsert_json('p_t', '[{"id": null, 
 RESET client_min_messages;
 SELECT id, amount, note FROM p_t WHERE id IN (20, 2000, 2001) ORDER BY id;
 
+-- the one object is read as the statement reads every batch, by
+-- jsonb_to_recordset with the target's column types (upsert_source.c):
+-- each value coerced to its column's type and typmod, domains checked,
+-- arrays, composites and jsonb built alike.  Each object alone (probed)
+-- and with a second object (the statement) answers the same: the same
+-- counts, or the same error.
+CREATE DOMAIN p_pos AS int CHECK (VALUE > 0);
+CREATE TYPE p_pair AS (a int, b text);
+CREATE TABLE p_kinds (id int PRIMARY KEY, amt numeric(6,2), code varchar(3),
+	pos p_pos, tags text[], pair p_pair, doc jsonb, at timestamptz);
+INSERT INTO p_kinds SELECT g, 1.00, 'abc', 1, '{x}', '(1,one)', '{"k": 1}',
+	'2026-01-01 00:00+00' FROM generate_series(1, 100) g;
+ANALYZE p_kinds;
+CREATE TABLE p_kinds_cases (n int, obj jsonb);
+INSERT INTO p_kinds_cases VALUES
+	(1, '{"id": 1, "amt": 1.004}'),
+	(2, '{"id": 1, "amt": "1.006"}'),
+	(3, '{"id": 1, "amt": 99999}'),
+	(4, '{"id": 1, "code": "abcd"}'),
+	(5, '{"id": 1, "code": "ab "}'),
+	(6, '{"id": 1, "pos": 0}'),
+	(7, '{"id": 1, "pos": "x"}'),
+	(8, '{"id": "1x"}'),
+	(9, '{"id": 1, "tags": ["x"]}'),
+	(10, '{"id": 1, "tags": {"a": 1}}'),
+	(11, '{"id": 1, "pair": {"a": 1, "b": "one"}}'),
+	(12, '{"id": 1, "pair": {"a": 2, "c": 3}}'),
+	(13, '{"id": 1, "doc": {"k": 1}}'),
+	(14, '{"id": 1, "at": "2026-01-01 01:00+01"}'),
+	(15, '{"id": 1, "at": "garbage"}'),
+	(16, '{"id": 1, "pos": null}');
+SELECT c.n,
+	pg_temp.err(format($$SELECT row(inserted, updated, unchanged)::text FROM idempotent_upsert_json('p_kinds', %L, dry_run => true)$$,
+		jsonb_build_array(c.obj))) AS one_object,
+	pg_temp.err(format($$SELECT row(inserted, updated, unchanged)::text FROM idempotent_upsert_json('p_kinds', %L, dry_run => true)$$,
+		jsonb_build_array(c.obj, c.obj || '{"id": 100}'))) AS with_another
+FROM p_kinds_cases c ORDER BY c.n;
+-- and written: the row an object changes is the row its statement writes
+SELECT * FROM idempotent_upsert_json('p_kinds', '[{"id": 2, "amt": "7.005", "code": "xy ", "tags": ["a", "b"], "pair": {"a": 5}, "doc": {"z": [1]}}]');
+SELECT * FROM idempotent_upsert_json('p_kinds', '[{"id": 3, "amt": "7.005", "code": "xy ", "tags": ["a", "b"], "pair": {"a": 5}, "doc": {"z": [1]}}, {"id": 4, "amt": 1}]');
+SELECT id, amt, code, pos, tags, pair, doc FROM p_kinds WHERE id IN (2, 3) ORDER BY id;
+
 -- a BEFORE ROW trigger: probed, but a changed row is written by the
 -- statement (a trigger that skips the row would look like another
 -- session's change, and run twice)
