@@ -10,7 +10,9 @@
 # Aggregate query: ORDERS orders (2M) summed into ~30k (day, segment)
 # groups, against INSERT ... SELECT ... ON CONFLICT DO UPDATE and MERGE:
 # first run, identical replay, 1% of the groups changed.  "query alone" is
-# the query counted without writing anything: its share of each time.
+# the query's rows (every column computed) counted without writing anything:
+# its share of each time; "query alone, serial" the same without parallel
+# workers, as a statement that writes (every contender) runs it: their floor.
 # JSON: arrays of 1k..1M objects, read from a table by every contender
 # alike, against jsonb_populate_recordset and jsonb_to_recordset with ON
 # CONFLICT DO UPDATE: first run and identical replay.  "JSON alone" is the
@@ -48,9 +50,12 @@ SET_DAILY="orders = excluded.orders, total = excluded.total"
 COLS="id bigint, customer_id int, amount numeric(12,2), order_date date, status text"
 SET_TJ="customer_id = excluded.customer_id, amount = excluded.amount, order_date = excluded.order_date, status = excluded.status"
 
-# one timed statement: a marker, then psql's own timing of it
+# one timed statement: a marker, then psql's own timing of it; a fourth
+# argument, a setting, is SET before the marker and RESET after it
 timed() {
+	if [ -n "${4:-}" ]; then printf 'SET %s;\n' "$4" >>"$RESULTS.sql"; fi
 	printf '\\echo %s\n%s;\n' "'@@ $1|$2'" "$3" >>"$RESULTS.sql"
+	if [ -n "${4:-}" ]; then printf 'RESET %s;\n' "${4%% *}" >>"$RESULTS.sql"; fi
 }
 
 # the contenders named (arrays of name and statement), each timed once, in
@@ -61,8 +66,8 @@ timed_rotated() {
 	n=$#
 	for i in $(seq 0 $((n - 1))); do
 		c=${*:$(((i + round % 3) % n + 1)):1}
-		eval "name=\"\${$c[0]}\" sql=\"\${$c[1]}\""
-		timed "$scenario" "$name" "$sql"
+		eval "name=\"\${$c[0]}\" sql=\"\${$c[1]}\" setting=\"\${$c[2]:-}\""
+		timed "$scenario" "$name" "$sql" "$setting"
 	done
 }
 
@@ -86,8 +91,13 @@ for round in $(seq 1 "$ROUNDS"); do
 		c1=(idempotent_upsert_query "SELECT * FROM idempotent_upsert_query('daily_idem', \$q\$$QUERY\$q\$)")
 		c2=("INSERT ... ON CONFLICT" "INSERT INTO daily_raw $QUERY ON CONFLICT (day, segment) DO UPDATE SET $SET_DAILY")
 		c3=(MERGE "MERGE INTO daily_merge t USING ($QUERY) s ON t.day = s.day AND t.segment = s.segment WHEN MATCHED THEN UPDATE SET orders = s.orders, total = s.total WHEN NOT MATCHED THEN INSERT VALUES (s.day, s.segment, s.orders, s.total)")
-		c4=("query alone" "SELECT count(*) FROM ($QUERY) q")
-		timed_rotated "$scenario" c1 c2 c3 c4
+		# count(q), not count(*): the planner drops a subquery's unused
+		# outputs, and count(*) would time the query without its sum()
+		c4=("query alone" "SELECT count(q) FROM ($QUERY) q")
+		# a statement that writes runs its query without parallel workers
+		# (every contender here): that is their floor, not the one above
+		c5=("query alone, serial" "SELECT count(q) FROM ($QUERY) q" "max_parallel_workers_per_gather = 0")
+		timed_rotated "$scenario" c1 c2 c3 c4 c5
 	done
 	for n in $JSON_SIZES; do
 		echo "\\timing off" >>"$RESULTS.sql"
