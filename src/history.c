@@ -36,7 +36,8 @@
  * the source rows whose covering version is absent or differs (a replay
  * keeps none, so it reads and writes nothing more), j those
  * rows with P and N (looked up only where they can matter) and what is to
- * be done, o the version rows to change, and the writes ordered so that
+ * be done, o the version rows to change (each found again by the ctid it
+ * was read at, as the upsert's UPDATE is), and the writes ordered so that
  * no constraint over the versions ever sees a transient state: deletes,
  * then versions that shrink, then versions that grow, then rows rewritten,
  * then inserts.  So the mandatory unique index over (key, valid_from), a
@@ -66,9 +67,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -106,6 +109,7 @@ typedef struct HistoryPlan
 	bool		dry_run;
 	bool		probe;			/* batch small against the table */
 	bool		unique;			/* source unique on the key (distinct.c) */
+	bool		bytid;			/* versions found again by ctid: tid_of */
 	char	   *sel;			/* SELECT of cols, in target types */
 	char	   *imagefn;		/* _images_differ, or NULL: see
 								 * pgi_append_image_differs */
@@ -167,6 +171,20 @@ own_prefix(const PgiColumnList *cols)
 			pfx = psprintf("%s_", pfx);
 	} while (clash);
 	return pfx;
+}
+
+/*
+ * The ctid a version was read at, where the writes find it again by it: a
+ * plain table whose ctids the caller may read (a system column takes
+ * SELECT on the whole table).  In a partitioned table a ctid names a row
+ * only with its partition, and a TID scan per partition would cost more
+ * than the key's index, so there the writes find a version by key, start
+ * and end alone.
+ */
+static const char *
+tid_of(HistoryPlan *plan, const char *alias)
+{
+	return plan->bytid ? psprintf("%s.ctid", alias) : "NULL::pg_catalog.tid";
 }
 
 /* alias.valid_from / alias.valid_to */
@@ -314,7 +332,8 @@ static void
 append_neighbour(StringInfo q, HistoryPlan *plan, const char *name,
 				 const char *cond, bool after)
 {
-	appendStringInfo(q, " LEFT JOIN LATERAL (SELECT %s AS %s, %s AS %s, ",
+	appendStringInfo(q, " LEFT JOIN LATERAL (SELECT %s AS %s, %s AS %s, %s AS %s, ",
+					 tid_of(plan, "t"), own(plan, "id"),
 					 vcol(plan, "t", false), own(plan, "vf"),
 					 vcol(plan, "t", true), own(plan, "vt"));
 	pgi_append_image_differs(q, plan->imagefn, "t", "x", &plan->cols, plan->all, false);
@@ -327,22 +346,33 @@ append_neighbour(StringInfo q, HistoryPlan *plan, const char *name,
 					 vcol(plan, "t", false), after ? "" : " DESC", name);
 }
 
-/* one branch of o: the version of j's key starting at vf, and its new bounds */
+/*
+ * one branch of o: the version of j's key at ctid tid, starting at vf, and
+ * its new bounds
+ */
 static void
-append_op(StringInfo q, HistoryPlan *plan, int kind, const char *vf,
-		  const char *vt, const char *new_vf, const char *new_vt,
-		  const char *cond)
+append_op(StringInfo q, HistoryPlan *plan, int kind, const char *tid,
+		  const char *vf, const char *vt, const char *new_vf,
+		  const char *new_vt, const char *cond)
 {
-	appendStringInfo(q, " UNION ALL SELECT %d, ", kind);
+	appendStringInfo(q, " UNION ALL SELECT %d, %s, ", kind, tid);
 	pgi_append_column_list(q, "j", &plan->cols, plan->key);
 	appendStringInfo(q, ", %s, %s, %s, %s FROM j WHERE %s",
 					 vf, vt, new_vf, new_vt, cond);
 }
 
-/* the version rows o names: t's key and start, and its end unchanged since read */
+/*
+ * The version row o names: found by the ctid it was read at (a TID scan,
+ * not a second probe of the key's index) where there is one (tid_of), and
+ * still that key and start with its end unchanged.  A version another transaction updated since is
+ * found by none of it (under READ COMMITTED the recheck sees a new ctid),
+ * so the write misses it and the call fails with 40001 (see the caller).
+ */
 static void
 append_op_match(StringInfo q, HistoryPlan *plan, const char *o)
 {
+	if (plan->bytid)
+		appendStringInfo(q, "t.ctid OPERATOR(pg_catalog.=) %s AND ", own_col(plan, o, "otid"));
 	pgi_append_key_match(q, "t", o, &plan->cols, plan->key);
 	appendStringInfo(q, " AND %s OPERATOR(pg_catalog.=) %s AND %s IS NOT DISTINCT FROM %s",
 					 vcol(plan, "t", false), own_col(plan, o, "ovf"),
@@ -410,7 +440,8 @@ build_statement(HistoryPlan *plan)
 	 */
 	appendStringInfoString(&q, ", x AS (SELECT ");
 	pgi_append_column_list(&q, "s", &plan->cols, NIL);
-	appendStringInfo(&q, ", %s AS %s, %s AS %s FROM s LEFT JOIN %s v ON ",
+	appendStringInfo(&q, ", %s AS %s, %s AS %s, %s AS %s FROM s LEFT JOIN %s v ON ",
+					 tid_of(plan, "v"), own(plan, "cid"),
 					 vcol(plan, "v", false), own(plan, "cvf"),
 					 vcol(plan, "v", true), own(plan, "cvt"), tq);
 	pgi_append_key_match(&q, "s", "v", &plan->cols, plan->key);
@@ -437,9 +468,12 @@ build_statement(HistoryPlan *plan)
 					 own(plan, "nvf"), own(plan, "nsame"), own(plan, "rm"));
 	appendStringInfo(&q, "CASE WHEN y.%s IS NULL THEN y.%s ELSE y.%s END AS %s FROM (SELECT x.*, ",
 					 own(plan, "cvf"), own(plan, "nvf"), own(plan, "cvt"), own(plan, "e"));
-	appendStringInfo(&q, "p.%s AS %s, p.%s AS %s, p.%s AS %s, n.%s AS %s, n.%s AS %s, n.%s AS %s FROM x",
+	appendStringInfo(&q, "p.%s AS %s, p.%s AS %s, p.%s AS %s, p.%s AS %s, ",
+					 own(plan, "id"), own(plan, "pid"),
 					 own(plan, "vf"), own(plan, "pvf"), own(plan, "vt"), own(plan, "pvt"),
-					 own(plan, "same"), own(plan, "psame"),
+					 own(plan, "same"), own(plan, "psame"));
+	appendStringInfo(&q, "n.%s AS %s, n.%s AS %s, n.%s AS %s, n.%s AS %s FROM x",
+					 own(plan, "id"), own(plan, "nid"),
 					 own(plan, "vf"), own(plan, "nvf"), own(plan, "vt"), own(plan, "nvt"),
 					 own(plan, "same"), own(plan, "nsame"));
 	append_neighbour(&q, plan, "p",
@@ -456,7 +490,7 @@ build_statement(HistoryPlan *plan)
 	 */
 	if (plan->close)
 	{
-		appendStringInfoString(&q, ", z AS (SELECT ");
+		appendStringInfo(&q, ", z AS (SELECT %s AS %s, ", tid_of(plan, "t"), own(plan, "otid"));
 		pgi_append_column_list(&q, "t", &plan->cols, plan->key);
 		appendStringInfo(&q, ", %s AS %s, %s AS %s FROM %s t LEFT JOIN s ON ",
 						 vcol(plan, "t", false), own(plan, "ovf"),
@@ -471,9 +505,10 @@ build_statement(HistoryPlan *plan)
 
 	/*
 	 * o: the version rows to delete (1), shrink (2) or grow (3), each named
-	 * by key and start, with its new bounds.
+	 * by the ctid it was read at, its key and start, with its new bounds.
 	 */
-	appendStringInfo(&q, ", o AS (SELECT NULL::pg_catalog.int4 AS %s, ", own(plan, "op"));
+	appendStringInfo(&q, ", o AS (SELECT NULL::pg_catalog.int4 AS %s, NULL::pg_catalog.tid AS %s, ",
+					 own(plan, "op"), own(plan, "otid"));
 	for (i = 0; i < list_length(plan->key); i++)
 	{
 		PgiColumn  *col = &plan->cols.cols[list_nth_int(plan->key, i)];
@@ -486,26 +521,31 @@ build_statement(HistoryPlan *plan)
 					 "NULL::pg_catalog.timestamptz AS %s, NULL::pg_catalog.timestamptz AS %s WHERE false",
 					 own(plan, "ovf"), own(plan, "ovt"), own(plan, "nvf"), own(plan, "nvt"));
 	/* V, replaced by P's extension */
-	append_op(&q, plan, 1, own_col(plan, "j", "cvf"), own_col(plan, "j", "cvt"),
+	append_op(&q, plan, 1, own_col(plan, "j", "cid"),
+			  own_col(plan, "j", "cvf"), own_col(plan, "j", "cvt"),
 			  "NULL", "NULL", psprintf("%s OPERATOR(pg_catalog.=) 3 AND %s", cs, lm));
 	/* N, absorbed by V's rewrite or P's extension */
-	append_op(&q, plan, 1, own_col(plan, "j", "nvf"), own_col(plan, "j", "nvt"),
+	append_op(&q, plan, 1, own_col(plan, "j", "nid"),
+			  own_col(plan, "j", "nvf"), own_col(plan, "j", "nvt"),
 			  "NULL", "NULL",
 			  psprintf("%s AND (%s OPERATOR(pg_catalog.=) 3 OR (%s OPERATOR(pg_catalog.=) 4 AND %s))",
 					   rm, cs, cs, lm));
 	/* V closed at as_of */
-	append_op(&q, plan, 2, own_col(plan, "j", "cvf"), own_col(plan, "j", "cvt"),
+	append_op(&q, plan, 2, own_col(plan, "j", "cid"),
+			  own_col(plan, "j", "cvf"), own_col(plan, "j", "cvt"),
 			  own_col(plan, "j", "cvf"), "$1", psprintf("%s OPERATOR(pg_catalog.=) 2", cs));
 	/* P extended over the changed piece (and N, if N is absorbed too) */
-	append_op(&q, plan, 3, own_col(plan, "j", "pvf"), own_col(plan, "j", "pvt"),
+	append_op(&q, plan, 3, own_col(plan, "j", "pid"),
+			  own_col(plan, "j", "pvf"), own_col(plan, "j", "pvt"),
 			  own_col(plan, "j", "pvf"), newend, lm);
 	/* N extended back to as_of */
-	append_op(&q, plan, 3, own_col(plan, "j", "nvf"), own_col(plan, "j", "nvt"),
+	append_op(&q, plan, 3, own_col(plan, "j", "nid"),
+			  own_col(plan, "j", "nvf"), own_col(plan, "j", "nvt"),
 			  "$1", own_col(plan, "j", "nvt"), grows_n);
 	if (plan->close)
 	{
-		appendStringInfo(&q, " UNION ALL SELECT CASE WHEN z.%s OPERATOR(pg_catalog.=) $1 THEN 1 ELSE 2 END, ",
-						 own(plan, "ovf"));
+		appendStringInfo(&q, " UNION ALL SELECT CASE WHEN z.%s OPERATOR(pg_catalog.=) $1 THEN 1 ELSE 2 END, z.%s, ",
+						 own(plan, "ovf"), own(plan, "otid"));
 		pgi_append_column_list(&q, "z", &plan->cols, plan->key);
 		appendStringInfo(&q, ", z.%s, z.%s, z.%s, $1 FROM z",
 						 own(plan, "ovf"), own(plan, "ovt"), own(plan, "ovf"));
@@ -538,6 +578,9 @@ build_statement(HistoryPlan *plan)
 		}
 		appendStringInfo(&q, "%s = %s FROM j WHERE %s OPERATOR(pg_catalog.=) 3 AND NOT %s AND ",
 						 quote_identifier(plan->vt->name), newend, cs, lm);
+		if (plan->bytid)
+			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) %s AND ",
+							 own_col(plan, "j", "cid"));
 		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
 		appendStringInfo(&q, " AND %s OPERATOR(pg_catalog.=) %s AND %s IS NOT DISTINCT FROM %s",
 						 vcol(plan, "t", false), own_col(plan, "j", "cvf"),
@@ -719,6 +762,8 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	plan_columns(&plan, key,
 				 text_to_cstring(PG_GETARG_TEXT_PP(HA_VALID_FROM)),
 				 text_to_cstring(PG_GETARG_TEXT_PP(HA_VALID_TO)));
+	plan.bytid = plan.target->relkind == RELKIND_RELATION &&
+		pg_class_aclcheck(plan.target->relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 	plan.relids[0] = plan.target->relid;
 	plan.relids[1] = plan.source->relid;
 	pgi_params_add(&plan.params, TIMESTAMPTZOID, TimestampTzGetDatum(as_of));
