@@ -209,10 +209,35 @@ json_key_cmp(const void *a, const void *b)
 }
 
 /*
+ * Whether two objects have the same keys, in the same order: the keys are
+ * the first JEntries of an object and the first bytes of its data (jsonb
+ * keeps them sorted and apart from the values), so equal entries and equal
+ * bytes mean the same keys.  Objects that hold the same keys encoded some
+ * other way merely miss the shortcut.
+ */
+static bool
+json_same_keys(const JsonbContainer *a, const JsonbContainer *b)
+{
+	uint32		n = JsonContainerSize(a);
+
+	if (JsonContainerSize(b) != n)
+		return false;
+	if (n == 0)
+		return true;
+	if (memcmp(a->children, b->children, sizeof(JEntry) * n) != 0)
+		return false;
+	/* both objects' keys end where their first value starts */
+	return memcmp(&a->children[2 * n], &b->children[2 * n],
+				  getJsonbOffset(a, n)) == 0;
+}
+
+/*
  * One pass over the array, in C: counts its elements, refuses any that is
  * not an object, and returns the distinct keys of the objects, sorted as
  * ORDER BY sorts text.  Nothing per row is kept: the keys point into the
- * jsonb, and each object's iterator is freed as it ends.
+ * jsonb, and each object's iterator is freed as it ends.  An object with
+ * the keys of the one before it (a batch of rows of one shape, the common
+ * case) adds none and is not iterated.
  */
 static int64
 json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
@@ -227,6 +252,7 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 	JsonKey    *sorted;
 	int64		nrows = 0;
 	int64		not_objects = 0;
+	const JsonbContainer *prev = NULL;
 	int			nkeys;
 	int			i;
 
@@ -255,6 +281,9 @@ json_scan(Jsonb *rows, char ***keys_out, int *nkeys_out)
 			not_objects++;
 			continue;
 		}
+		if (prev != NULL && json_same_keys(v.val.binary.data, prev))
+			continue;
+		prev = v.val.binary.data;
 		oit = JsonbIteratorInit(v.val.binary.data);
 		while ((otok = JsonbIteratorNext(&oit, &k, true)) != WJB_DONE)
 		{

@@ -175,6 +175,14 @@ SELECT * FROM idempotent_upsert_json('orders',
 SELECT * FROM idempotent_upsert_json('orders',
 	'[{"id": 100, "status": "json", "amount": "1.5"}, {"id": 101, "status": "json"}]');
 SELECT id, amount, status FROM orders WHERE id >= 100 ORDER BY id;
+-- objects of one shape are read once for their keys; a later object with
+-- another key of the same length in as many keys (104: amount, where the
+-- others have status), or with one key more (105), still adds its key to
+-- the columns
+SELECT * FROM idempotent_upsert_json('orders',
+	'[{"id": 102, "status": "s"}, {"id": 103, "status": "s"}, {"id": 104, "amount": "2.5"},
+	  {"id": 105, "status": "s", "customer_id": 7}, {"id": 106, "status": "s"}]');
+SELECT id, customer_id, amount, status FROM orders WHERE id >= 102 ORDER BY id;
 SELECT * FROM idempotent_upsert_json('orders', '[]');
 
 -- a hostile search_path cannot change what the generated SQL means: an
