@@ -364,9 +364,10 @@ append_op(StringInfo q, HistoryPlan *plan, int kind, const char *tid,
 /*
  * The version row o names: found by the ctid it was read at (a TID scan,
  * not a second probe of the key's index) where there is one (tid_of), and
- * still that key and start with its end unchanged.  A version another transaction updated since is
- * found by none of it (under READ COMMITTED the recheck sees a new ctid),
- * so the write misses it and the call fails with 40001 (see the caller).
+ * still that key and start with its end unchanged.  A version another
+ * transaction updated since is found by none of it (under READ COMMITTED
+ * the recheck sees a new ctid), so the write misses it and the call fails
+ * with 40001 (see the caller).
  */
 static void
 append_op_match(StringInfo q, HistoryPlan *plan, const char *o)
