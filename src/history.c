@@ -56,8 +56,9 @@
  * sources list the keys.  A replay takes the lock too but no row lock.
  * A dry run takes neither.  Any other writer that changes a version
  * between our read and our write makes the write find fewer rows than it
- * planned, and the call fails with 40001 rather than write a history it
- * did not decide.
+ * planned (the version's ctid moved; where the writes cannot use ctids,
+ * tid_of, only a change of its key, start or end is seen), and the call
+ * fails with 40001 rather than write a history it did not decide.
  *
  * Every statement is set-based and streamed by the executor; the only row
  * that comes back is the one-row answer of counts.
