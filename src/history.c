@@ -68,11 +68,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -175,11 +173,8 @@ own_prefix(const PgiColumnList *cols)
 }
 
 /*
- * The ctid a version was read at, where the writes find it again by it: a
- * plain table whose ctids the caller may read (a system column takes
- * SELECT on the whole table).  In a partitioned table a ctid names a row
- * only with its partition, and a TID scan per partition would cost more
- * than the key's index, so there the writes find a version by key, start
+ * The ctid a version was read at, where the writes find it again by it
+ * (pgi_relation_rows_by_ctid); elsewhere they find a version by key, start
  * and end alone.
  */
 static const char *
@@ -363,22 +358,30 @@ append_op(StringInfo q, HistoryPlan *plan, int kind, const char *tid,
 }
 
 /*
- * The version row o names: found by the ctid it was read at (a TID scan,
- * not a second probe of the key's index) where there is one (tid_of), and
- * still that key and start with its end unchanged.  A version another
- * transaction updated since is found by none of it (under READ COMMITTED
- * the recheck sees a new ctid), so the write misses it and the call fails
- * with 40001 (see the caller).
+ * t is the version row that alias names by its own columns tid, vf and vt:
+ * found by the ctid it was read at (a TID scan, not a second probe of the
+ * key's index) where there is one (tid_of), and still that key and start
+ * with its end unchanged.  A version another transaction updated since is
+ * found by none of it (under READ COMMITTED the recheck sees a new ctid),
+ * so the write misses it and the call fails with 40001 (see the caller).
  */
+static void
+append_version_match(StringInfo q, HistoryPlan *plan, const char *alias,
+					 const char *tid, const char *vf, const char *vt)
+{
+	if (plan->bytid)
+		appendStringInfo(q, "t.ctid OPERATOR(pg_catalog.=) %s AND ", own_col(plan, alias, tid));
+	pgi_append_key_match(q, "t", alias, &plan->cols, plan->key);
+	appendStringInfo(q, " AND %s OPERATOR(pg_catalog.=) %s AND %s IS NOT DISTINCT FROM %s",
+					 vcol(plan, "t", false), own_col(plan, alias, vf),
+					 vcol(plan, "t", true), own_col(plan, alias, vt));
+}
+
+/* the version row o names */
 static void
 append_op_match(StringInfo q, HistoryPlan *plan, const char *o)
 {
-	if (plan->bytid)
-		appendStringInfo(q, "t.ctid OPERATOR(pg_catalog.=) %s AND ", own_col(plan, o, "otid"));
-	pgi_append_key_match(q, "t", o, &plan->cols, plan->key);
-	appendStringInfo(q, " AND %s OPERATOR(pg_catalog.=) %s AND %s IS NOT DISTINCT FROM %s",
-					 vcol(plan, "t", false), own_col(plan, o, "ovf"),
-					 vcol(plan, "t", true), own_col(plan, o, "ovt"));
+	append_version_match(q, plan, o, "otid", "ovf", "ovt");
 }
 
 static char *
@@ -580,13 +583,7 @@ build_statement(HistoryPlan *plan)
 		}
 		appendStringInfo(&q, "%s = %s FROM j WHERE %s OPERATOR(pg_catalog.=) 3 AND NOT %s AND ",
 						 quote_identifier(plan->vt->name), newend, cs, lm);
-		if (plan->bytid)
-			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) %s AND ",
-							 own_col(plan, "j", "cid"));
-		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
-		appendStringInfo(&q, " AND %s OPERATOR(pg_catalog.=) %s AND %s IS NOT DISTINCT FROM %s",
-						 vcol(plan, "t", false), own_col(plan, "j", "cvf"),
-						 vcol(plan, "t", true), own_col(plan, "j", "cvt"));
+		append_version_match(&q, plan, "j", "cid", "cvf", "cvt");
 		appendStringInfoString(&q, " RETURNING 1), w5 AS (");
 		appendStringInfo(&q, "INSERT INTO %s (", tq);
 		pgi_append_column_list(&q, NULL, &plan->cols, NIL);
@@ -764,8 +761,7 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	plan_columns(&plan, key,
 				 text_to_cstring(PG_GETARG_TEXT_PP(HA_VALID_FROM)),
 				 text_to_cstring(PG_GETARG_TEXT_PP(HA_VALID_TO)));
-	plan.bytid = plan.target->relkind == RELKIND_RELATION &&
-		pg_class_aclcheck(plan.target->relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+	plan.bytid = pgi_relation_rows_by_ctid(plan.target);
 	plan.relids[0] = plan.target->relid;
 	plan.relids[1] = plan.source->relid;
 	pgi_params_add(&plan.params, TIMESTAMPTZOID, TimestampTzGetDatum(as_of));

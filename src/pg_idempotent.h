@@ -92,6 +92,7 @@ extern List *pgi_text_array_to_list(ArrayType *arr, const char *argname);
 extern char *pgi_unused_relname(Oid nspid, const char *base);
 extern double pgi_relation_rows(Oid relid);
 extern bool pgi_relation_rows_exceed(Oid relid, double n);
+extern bool pgi_relation_rows_by_ctid(const PgiRelation *rel);
 extern bool pgi_relation_is_distributed(Oid relid);
 
 /* sqlbuild.c */

@@ -607,6 +607,20 @@ pgi_relation_rows_exceed(Oid relid, double n)
 }
 
 /*
+ * Whether a statement may find the relation's rows again by the ctid it
+ * read them at: a plain table whose ctids the caller may read (a system
+ * column takes SELECT on the whole table).  In a partitioned table a ctid
+ * names a row only with its partition, and a TID scan per partition would
+ * cost more than the key's index.
+ */
+bool
+pgi_relation_rows_by_ctid(const PgiRelation *rel)
+{
+	return rel->relkind == RELKIND_RELATION &&
+		pg_class_aclcheck(rel->relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+}
+
+/*
  * Whether a table is distributed by Citus, whose SQL refuses some shapes
  * a single server runs best (SELECT ... FOR UPDATE over several shards):
  * those who build statements pick per table.  Citus keeps its tables in

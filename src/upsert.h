@@ -11,6 +11,8 @@
 #ifndef PGI_UPSERT_H
 #define PGI_UPSERT_H
 
+#include "utils/snapshot.h"
+
 #include "pg_idempotent.h"
 
 /* Where the rows come from: a FROM item aliased s0, and its columns. */

@@ -14,8 +14,6 @@
 #include "access/relation.h"
 #include "access/stratnum.h"
 #include "catalog/pg_class.h"
-#include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
@@ -216,13 +214,8 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	StringInfoData q;
 	const char *cls = j_column_name(plan, "pgi_class");
 
-	/*
-	 * A plain table's matched row is updated where j found it; reading its
-	 * ctid takes SELECT on the whole table, not only on some columns.
-	 */
-	const char *tid = (plan->target->relkind == RELKIND_RELATION &&
-					   pg_class_aclcheck(plan->target->relid, GetUserId(),
-										 ACL_SELECT) == ACLCHECK_OK) ?
+	/* the matched row is updated where j found it, where that can be named */
+	const char *tid = pgi_relation_rows_by_ctid(plan->target) ?
 		j_column_name(plan, "pgi_tid") : NULL;
 	const char *ok_dups;
 	bool		lock_pass;
