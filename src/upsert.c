@@ -686,6 +686,14 @@ pgi_upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *sourc
 											  (double) source->rows * 4);
 
 	/*
+	 * Whether matched rows are found again by ctid depends on the caller's
+	 * privileges, not only on the catalogs: decided per call, and part of
+	 * the shape, so a statement built for a role that may read the target's
+	 * ctids is never run by one that may not.
+	 */
+	plan.bytid = pgi_relation_rows_by_ctid(target);
+
+	/*
 	 * What the catalogs say about this shape of call, derived once per
 	 * backend and kept (callcache.c); the relations are locked by now, so
 	 * what is kept is current.
@@ -696,7 +704,8 @@ pgi_upsert_run(FunctionCallInfo fcinfo, PgiRelation *target, UpsertSource *sourc
 
 		appendBinaryStringInfo(k, (char *) &fcinfo->flinfo->fn_oid, sizeof(Oid));
 		appendBinaryStringInfo(k, (char *) &plan.relids, sizeof(plan.relids));
-		appendStringInfo(k, "|%d%d%d|", plan.dry_run, plan.keep_last, plan.probe);
+		appendStringInfo(k, "|%d%d%d%d|", plan.dry_run, plan.keep_last, plan.probe,
+						 plan.bytid);
 		if (key != NULL)
 			appendBinaryStringInfo(k, (char *) key, VARSIZE(key));
 		appendStringInfo(k, "|%s", version ? version : "");

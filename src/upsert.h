@@ -89,6 +89,9 @@ typedef struct UpsertPlan
 	char	   *sel;			/* SELECT of cols, in target types */
 	bool		materialize;	/* evaluate the source once: a query or JSON */
 	bool		probe;			/* batch small against the table: index probes */
+	bool		bytid;			/* matched rows found again by ctid: the
+								 * caller may read the target's ctids
+								 * (pgi_relation_rows_by_ctid) */
 	Oid			fn;				/* the function called, for
 								 * pgi_images_differ_fn */
 	Oid			relids[2];		/* target and source, whose invalidation

@@ -215,8 +215,7 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	const char *cls = j_column_name(plan, "pgi_class");
 
 	/* the matched row is updated where j found it, where that can be named */
-	const char *tid = pgi_relation_rows_by_ctid(plan->target) ?
-		j_column_name(plan, "pgi_tid") : NULL;
+	const char *tid = plan->bytid ? j_column_name(plan, "pgi_tid") : NULL;
 	const char *ok_dups;
 	bool		lock_pass;
 	const char *dupcond = "c.nd OPERATOR(pg_catalog.<>) c.nn AND c.nk OPERATOR(pg_catalog.=) 0 "

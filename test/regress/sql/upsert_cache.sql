@@ -125,6 +125,26 @@ RESET ROLE;
 REVOKE ALL ON uc_t, uc_s FROM regress_uc_reader;
 DROP ROLE regress_uc_reader;
 
+-- a role that may read some of the target's columns, not its ctids, calling
+-- the shape the owner just ran with changed rows (two rows: not a probe):
+-- the owner's statement finds matched rows by ctid, this role's by key
+CREATE TABLE uc_s2 (id int, a text);
+INSERT INTO uc_s2 VALUES (1, 'p'), (2, 'q');
+CREATE ROLE regress_uc_columns;
+GRANT SELECT (id, a), INSERT, UPDATE ON uc_t TO regress_uc_columns;
+GRANT SELECT ON uc_s2 TO regress_uc_columns;
+SELECT * FROM idempotent_upsert('uc_t', 'uc_s2');
+UPDATE uc_s2 SET a = a || '1';
+SELECT * FROM idempotent_upsert('uc_t', 'uc_s2');
+UPDATE uc_s2 SET a = a || '2';
+SET ROLE regress_uc_columns;
+SELECT * FROM idempotent_upsert('uc_t', 'uc_s2');
+RESET ROLE;
+SELECT * FROM uc_t ORDER BY id;
+REVOKE ALL ON uc_t, uc_s2 FROM regress_uc_columns;
+DROP ROLE regress_uc_columns;
+DROP TABLE uc_s2;
+
 -- bounded: upserts into 200 tables in one session keep at most 32 shapes
 -- and 64 prepared statements, and their memory does not grow with the
 -- tables (from 100 tables on, both caches are full)
