@@ -3,15 +3,18 @@
  * upsert.h
  *	  What the upsert's files share: upsert.c (the call: its plan, its
  *	  write attempts, the relation source), upsert_sql.c (the text of its
- *	  statements), upsert_source.c (query and JSON sources) and
- *	  upsert_probe.c (a one-row source, by a probe of the key's index).
+ *	  statements), upsert_source.c (query and JSON sources), jsonrows.c
+ *	  (a JSON source's rows) and upsert_probe.c (a one-row source, by a
+ *	  probe of the key's index).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PGI_UPSERT_H
 #define PGI_UPSERT_H
 
+#include "utils/jsonb.h"
 #include "utils/snapshot.h"
+#include "utils/tuplestore.h"
 
 #include "pg_idempotent.h"
 
@@ -148,6 +151,15 @@ extern TupleDesc pgi_upsert_json_row_desc(const PgiColumnList *cols);
 extern bool pgi_upsert_json_one_row(Datum rows, TupleDesc desc,
 									Snapshot snapshot, Datum *values,
 									bool *nulls);
+
+/* jsonrows.c */
+typedef struct JsonRowReader JsonRowReader;
+extern JsonRowReader *pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt);
+extern void pgi_json_rows_read(JsonRowReader *r, JsonbContainer *obj,
+							   Datum *values, bool *nulls);
+extern Tuplestorestate *pgi_json_rows_store(Jsonb *rows, TupleDesc desc,
+											bool random_access,
+											MemoryContext storecxt);
 
 extern char *pgi_upsert_build_merge(UpsertPlan *plan);
 extern char *pgi_upsert_build_empty(UpsertPlan *plan);

@@ -344,33 +344,31 @@ json_rows_estimate(int64 nrows)
  * (json_describe adds its column list), and the estimate it carries into
  * the call's shape, ahead of the keys.
  *
- * jsonb_to_recordset() is planned as 100 rows, whatever the array holds;
- * against a table of 100k rows, a batch of 100k is then joined by 100k
- * probes of the key's index where one hash join is cheaper.  The count is
- * known by now (json_scan), so a batch of JSON_ESTIMATE_MIN or more is read
- * through pgi_internal._jsonb_to_recordset($1, estimate), which is
- * jsonb_to_recordset with a planner support function that returns the
- * estimate as its row count: the planner costs every join and aggregate of
- * the statement on the right size.  The wrapper is only called where it is
- * the extension's own, in the schema nobody else may create in
- * (pgi_internal_function); a database whose extension predates it reads the
- * array directly, unestimated, as before.
+ * The rows are read by pgi_internal._jsonb_to_recordset($1, estimate),
+ * which makes the rows jsonb_to_recordset makes, at a memory cost that does
+ * not grow with the batch (jsonrows.c), and whose planner support function
+ * returns the estimate as its row count.  jsonb_to_recordset() is planned
+ * as 100 rows, whatever the array holds; against a table of 100k rows, a
+ * batch of 100k is then joined by 100k probes of the key's index where one
+ * hash join is cheaper.  The count is known by now (json_scan), so a batch
+ * of JSON_ESTIMATE_MIN or more carries it, and the planner costs every join
+ * and aggregate of the statement on the right size; a smaller one carries
+ * 0, planned as the default.  The function is only called where it is the
+ * extension's own, in the schema nobody else may create in
+ * (pgi_internal_function); a database whose extension predates it reads
+ * the array with jsonb_to_recordset, unestimated, as before.
  */
 static void
 json_rows_call(UpsertSource *source, Oid fn, int64 nrows)
 {
 	int64		est = json_rows_estimate(nrows);
-	char	   *wrapper = NULL;
+	Oid			argtypes[2] = {JSONBOID, INT8OID};
+	char	   *wrapper;
 
-	if (est > 0)
-	{
-		Oid			argtypes[2] = {JSONBOID, INT8OID};
-
-		wrapper = pgi_internal_function(fn, "_jsonb_to_recordset", 2, argtypes);
-		if (wrapper == NULL)
-			est = 0;
-	}
-	if (est > 0)
+	wrapper = pgi_internal_function(fn, "_jsonb_to_recordset", 2, argtypes);
+	if (wrapper == NULL)
+		est = -1;
+	if (est >= 0)
 		appendStringInfo(&source->from,
 						 "%s($1, " INT64_FORMAT "::pg_catalog.int8)",
 						 wrapper, est);
@@ -380,16 +378,48 @@ json_rows_call(UpsertSource *source, Oid fn, int64 nrows)
 }
 
 /*
- * pgi_internal._jsonb_to_recordset(rows jsonb, estimate int8): exactly
- * jsonb_to_recordset(rows), which it calls with the same call context (the
- * column definition list, the materialize mode); estimate is only for the
- * planner, through the support function below.
+ * pgi_internal._jsonb_to_recordset(rows jsonb, estimate int8): the rows of
+ * jsonb_to_recordset(rows), read by jsonrows.c into a tuplestore of the
+ * call's column list; a column list jsonrows.c does not read, a call
+ * without one, and anything but an array are jsonb_to_recordset's own,
+ * called with the same call context (the column definition list, the
+ * materialize mode), so that it answers as it always does.  estimate is
+ * only for the planner, through the support function below.
  */
 Datum
 pgi_jsonb_to_recordset(PG_FUNCTION_ARGS)
 {
 	LOCAL_FCINFO(inner, 1);
+	ReturnSetInfo *rsi = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		result;
+
+	if (rsi != NULL && IsA(rsi, ReturnSetInfo) &&
+		(rsi->allowedModes & SFRM_Materialize) != 0 &&
+		rsi->expectedDesc != NULL && !PG_ARGISNULL(0))
+	{
+		Jsonb	   *rows = PG_GETARG_JSONB_P(0);
+		MemoryContext qcxt = rsi->econtext->ecxt_per_query_memory;
+		TupleDesc	desc;
+		Tuplestorestate *store = NULL;
+
+		if (JB_ROOT_IS_ARRAY(rows) && !JB_ROOT_IS_SCALAR(rows))
+		{
+			desc = CreateTupleDescCopy(rsi->expectedDesc);
+			store = pgi_json_rows_store(rows, desc,
+										(rsi->allowedModes & SFRM_Materialize_Random) != 0,
+										qcxt);
+		}
+		if (store != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(qcxt);
+
+			rsi->setDesc = CreateTupleDescCopy(desc);
+			MemoryContextSwitchTo(old);
+			rsi->returnMode = SFRM_Materialize;
+			rsi->setResult = store;
+			PG_RETURN_NULL();
+		}
+	}
 
 	InitFunctionCallInfoData(*inner, fcinfo->flinfo, 1, fcinfo->fncollation,
 							 fcinfo->context, fcinfo->resultinfo);
@@ -452,12 +482,13 @@ pgi_upsert_json_row_desc(const PgiColumnList *cols)
 /*
  * The one object of a one-row JSON source (rows) into values/nulls (by
  * position in desc), in snapshot: what the statement's FROM item
- * jsonb_to_recordset($1) AS s0(column list) yields, without a statement.
- * The function is called as the executor calls a set-returning FROM item,
- * with desc as the column list and a function call of its own (its caches
- * live for this call only, as they would in a statement), so every value
- * is read, coerced and checked exactly as there.  False if it yields no
- * row.  The values live in the current memory context.
+ * _jsonb_to_recordset($1, 0) AS s0(column list) yields, without a
+ * statement.  The function is called as the executor calls a set-returning
+ * FROM item, with desc as the column list and a function call of its own
+ * (jsonb_to_recordset's, which it may call: its caches live for this call
+ * only, as they would in a statement), so every value is read, coerced and
+ * checked exactly as there.  False if it yields no row.  The values live in
+ * the current memory context.
  */
 bool
 pgi_upsert_json_one_row(Datum rows, TupleDesc desc, Snapshot snapshot,
@@ -485,10 +516,10 @@ pgi_upsert_json_one_row(Datum rows, TupleDesc desc, Snapshot snapshot,
 	fcinfo->args[0].isnull = false;
 
 	PushActiveSnapshot(snapshot);
-	(void) FunctionCallInvoke(fcinfo);
+	(void) pgi_jsonb_to_recordset(fcinfo);
 	PopActiveSnapshot();
 	if (rsinfo.returnMode != SFRM_Materialize || rsinfo.setResult == NULL)
-		elog(ERROR, "jsonb_to_recordset did not return a tuplestore");
+		elog(ERROR, "_jsonb_to_recordset did not return a tuplestore");
 
 	slot = MakeSingleTupleTableSlot(rsinfo.setDesc, &TTSOpsMinimalTuple);
 	found = tuplestore_gettupleslot(rsinfo.setResult, true, false, slot);

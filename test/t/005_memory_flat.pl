@@ -1,7 +1,8 @@
 # The upsert and the replace hold no rows: the backend's private memory
 # (RssAnon in /proc/<pid>/status, which leaves out shared buffers) while it
 # upserts, or replaces a slice with, a small and a large batch must not grow
-# with the batch.
+# with the batch; nor, beyond the document itself, while it upserts a JSON
+# array of MEMORY_JSON_ROWS objects (default "200000 1000000").
 #
 # For each size in MEMORY_ROWS (default "500000 2000000"; docs/performance.md's
 # figures use "1000000 5000000") three upserts are measured, sampling
@@ -44,9 +45,11 @@ use IPC::Run;
 use Time::HiRes qw(usleep time);
 
 my @sizes = split ' ', ($ENV{MEMORY_ROWS} // '500000 2000000');
+my @json_sizes = split ' ', ($ENV{MEMORY_JSON_ROWS} // '200000 1000000');
 my $first_load_slack = $ENV{FIRST_LOAD_SLACK_KB} // 2048;
 my $replay_slack = $ENV{REPLAY_SLACK_KB} // 4096;
 die "MEMORY_ROWS needs two sizes, small then large" unless @sizes == 2;
+die "MEMORY_JSON_ROWS needs two sizes, small then large" unless @json_sizes == 2;
 
 my $node = PostgreSQL::Test::Cluster->new('memory_flat');
 $node->init;
@@ -161,6 +164,40 @@ for my $rows (@sizes)
 		"1000|" . int(($rows + 9) / 10), "$rows rows: the slice replaced, the rows outside it kept");
 }
 
+# A JSON document is held whole while it is read (PostgreSQL detoasts it
+# once, as any function of it does), so its floor is a statement that only
+# reads it, SELECT jsonb_array_length(doc): what the call uses beyond that
+# floor must not grow with the batch.  jsonb_to_recordset keeps every row's
+# intermediate values to the end of the statement (about 400 bytes an
+# object of these five columns, so +300 MB from 200k to 1M objects);
+# jsonrows.c builds each row in a context reset per object.
+my %json_over;
+for my $rows (@json_sizes)
+{
+	$node->safe_psql('postgres', qq{
+		DROP TABLE IF EXISTS docs, tj;
+		CREATE TABLE docs (doc jsonb);
+		INSERT INTO docs SELECT jsonb_agg(jsonb_build_object('id', g, 'customer_id', g % 5000,
+			'amount', (g % 100000) / 100.0, 'order_date', date '2025-01-01' + g % 365,
+			'status', 'new')) FROM generate_series(1, $rows) g;
+		CREATE TABLE tj (id bigint PRIMARY KEY, customer_id int, amount numeric(12,2),
+						 order_date date, status text);
+		VACUUM ANALYZE docs;
+	});
+	my ($floor) = peak_rss_anon(q{SELECT jsonb_array_length(doc) FROM docs;});
+	note sprintf('%9d objects, %-16s peak RssAnon %6d kB', $rows, 'the document read', $floor);
+	for my $name ('JSON first load', 'JSON replay')
+	{
+		my ($kb, $base, $secs) = peak_rss_anon(
+			q{SELECT inserted, unchanged FROM idempotent_upsert_json('tj', (SELECT doc FROM docs));});
+		$json_over{$rows}{$name} = $kb - $floor;
+		note sprintf('%9d objects, %-16s peak RssAnon %6d kB (%+d kB over the document read), %.1f s',
+			$rows, $name, $kb, $kb - $floor, $secs);
+		ok($kb > 0 && $floor > 0, "$rows objects, $name: the backend's memory was sampled");
+	}
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM tj'), $rows, "$rows objects: all upserted");
+}
+
 my ($small, $large) = @sizes;
 cmp_ok($peak{$large}{'first load'} - $peak{$small}{'first load'}, '<=', $first_load_slack,
 	"first load: $large rows use at most ${first_load_slack} kB more than $small rows");
@@ -176,6 +213,13 @@ for my $name ('replace diff 10%', 'replace diff same')
 }
 cmp_ok($peak{$large}{'replace del/ins'} - $peak{$small}{'replace del/ins'}, '<=', $first_load_slack,
 	"replace del/ins: $large rows use at most ${first_load_slack} kB more than $small rows");
+
+my ($jsmall, $jlarge) = @json_sizes;
+for my $name ('JSON first load', 'JSON replay')
+{
+	cmp_ok($json_over{$jlarge}{$name} - $json_over{$jsmall}{$name}, '<=', $replay_slack,
+		"$name: beyond reading the document, $jlarge objects use at most ${replay_slack} kB more than $jsmall");
+}
 
 $node->stop;
 done_testing();

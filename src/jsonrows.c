@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * jsonrows.c
+ *	  A JSON array's objects read as rows of given column types, with the
+ *	  values jsonb_to_recordset gives them, at a constant memory cost.
+ *
+ *	  jsonb_to_recordset keeps every row's intermediate values (the text of
+ *	  each value, its parsed form) until the call ends: a batch of a million
+ *	  objects grows the backend by hundreds of megabytes, and the time to
+ *	  fault that memory in was a quarter of the time to read the batch.  The
+ *	  reader here converts each value exactly as jsonb_to_recordset converts
+ *	  a scalar column (the value as text, quotes stripped from a string, into
+ *	  the type's input function with the column's typmod; a jsonb column
+ *	  takes the value as it is, a json column its text), in a memory context
+ *	  reset per row.  A column list with a domain, composite or array column
+ *	  is read by jsonb_to_recordset itself: those conversions are its own.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+
+#include "upsert.h"
+
+/* how one column's value is made from a JSON value */
+typedef struct JsonRowColumn
+{
+	const char *name;
+	int			namelen;
+	Oid			typid;
+	int32		typmod;
+	Oid			typioparam;
+	FmgrInfo	input;
+} JsonRowColumn;
+
+struct JsonRowReader
+{
+	TupleDesc	desc;
+	JsonRowColumn *cols;
+	MemoryContext rowcxt;		/* reset before each object */
+};
+
+/*
+ * Whether jsonb_to_recordset converts a value of this type as a scalar:
+ * through the type's input function, from the value's text.  It builds
+ * domains, composites and arrays itself, from JSON objects and arrays.
+ */
+static bool
+json_scalar_type(Oid typid)
+{
+	HeapTuple	tup;
+	Form_pg_type typ;
+	bool		scalar;
+
+	if (typid == RECORDOID)
+		return false;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tup);
+	scalar = typ->typtype != TYPTYPE_DOMAIN &&
+		typ->typtype != TYPTYPE_COMPOSITE &&
+		!IsTrueArrayType(typ);
+	ReleaseSysCache(tup);
+	return scalar;
+}
+
+/*
+ * A reader of objects into rows of desc, its state in cxt; NULL when a
+ * column is not a scalar (the caller then uses jsonb_to_recordset).
+ */
+JsonRowReader *
+pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt)
+{
+	JsonRowReader *r;
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && !json_scalar_type(att->atttypid))
+			return NULL;
+	}
+	r = MemoryContextAllocZero(cxt, sizeof(JsonRowReader));
+	r->desc = desc;
+	r->cols = MemoryContextAllocZero(cxt,
+									 sizeof(JsonRowColumn) * Max(desc->natts, 1));
+	r->rowcxt = AllocSetContextCreate(cxt, "pg_idempotent JSON row",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		JsonRowColumn *col = &r->cols[i];
+		Oid			infunc;
+
+		if (att->attisdropped)
+			continue;
+		col->name = MemoryContextStrdup(cxt, NameStr(att->attname));
+		col->namelen = strlen(col->name);
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		getTypeInputInfo(col->typid, &infunc, &col->typioparam);
+		fmgr_info_cxt(infunc, &col->input, cxt);
+	}
+	return r;
+}
+
+/*
+ * One value, not null, as jsonb_to_recordset's scalar conversion makes it
+ * (populate_scalar in jsonfuncs.c, which this follows case by case).
+ */
+static Datum
+json_value_datum(JsonRowColumn *col, JsonbValue *v)
+{
+	char	   *str;
+
+	if (col->typid == JSONBOID)
+		return JsonbPGetDatum(JsonbValueToJsonb(v));
+	if (col->typid == JSONOID && v->type != jbvBinary)
+	{
+		/* a scalar keeps its JSON form: a string its quotes */
+		Jsonb	   *jb = JsonbValueToJsonb(v);
+
+		str = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+	else if (v->type == jbvString)
+		str = pnstrdup(v->val.string.val, v->val.string.len);
+	else if (v->type == jbvBool)
+		str = pstrdup(v->val.boolean ? "true" : "false");
+	else if (v->type == jbvNumeric)
+		str = DatumGetCString(DirectFunctionCall1(numeric_out,
+												  NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvBinary)
+		str = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	else
+		elog(ERROR, "unrecognized jsonb type: %d", (int) v->type);
+	return InputFunctionCall(&col->input, str, col->typioparam, col->typmod);
+}
+
+/*
+ * One object's row: values and nulls by position in the reader's desc, in
+ * the reader's row context (valid until the next object is read).  A key
+ * the object lacks, or holds as null, is a null.
+ */
+void
+pgi_json_rows_read(JsonRowReader *r, JsonbContainer *obj,
+				   Datum *values, bool *nulls)
+{
+	MemoryContext old;
+	int			i;
+
+	MemoryContextReset(r->rowcxt);
+	old = MemoryContextSwitchTo(r->rowcxt);
+	for (i = 0; i < r->desc->natts; i++)
+	{
+		JsonRowColumn *col = &r->cols[i];
+		JsonbValue	buf;
+		JsonbValue *v;
+
+		nulls[i] = true;
+		values[i] = (Datum) 0;
+		if (col->name == NULL)
+			continue;
+		v = getKeyJsonValueFromContainer(obj, col->name, col->namelen, &buf);
+		if (v == NULL || v->type == jbvNull)
+			continue;
+		values[i] = json_value_datum(col, v);
+		nulls[i] = false;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Every object of the array rows into a tuplestore of rows of desc, made in
+ * storecxt; NULL where jsonb_to_recordset must read them (a column that is
+ * not a scalar).  An element that is not an object is refused with
+ * jsonb_to_recordset's error.  Nothing else outlives the call.
+ */
+Tuplestorestate *
+pgi_json_rows_store(Jsonb *rows, TupleDesc desc, bool random_access,
+					MemoryContext storecxt)
+{
+	JsonRowReader *r;
+	Tuplestorestate *store;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	Datum	   *values;
+	bool	   *nulls;
+	MemoryContext old;
+
+	r = pgi_json_rows_begin(desc, CurrentMemoryContext);
+	if (r == NULL)
+		return NULL;
+	values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	old = MemoryContextSwitchTo(storecxt);
+	store = tuplestore_begin_heap(random_access, false, work_mem);
+	MemoryContextSwitchTo(old);
+
+	it = JsonbIteratorInit(&rows->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument of %s must be an array of objects",
+							"jsonb_to_recordset")));
+		pgi_json_rows_read(r, v.val.binary.data, values, nulls);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	MemoryContextDelete(r->rowcxt);
+	return store;
+}
