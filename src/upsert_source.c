@@ -4,9 +4,11 @@
  *	  idempotent_upsert_query and idempotent_upsert_json: the sources that
  *	  are not a relation.  A query must be one SELECT that locks no rows; a
  *	  JSON array's objects are scanned once, in C, for their keys, which
- *	  become the column list of jsonb_to_recordset($1), and their count,
- *	  which a large batch's statement gives the planner.  Both then run as
- *	  upsert.c's call, with the source evaluated once (MATERIALIZED).
+ *	  become the column list of the function that reads its rows
+ *	  (pgi_internal._jsonb_to_recordset($1, estimate), jsonrows.c), and
+ *	  their count, which a large batch's statement gives the planner.  Both
+ *	  then run as upsert.c's call, with the source evaluated once
+ *	  (MATERIALIZED).
  *
  *-------------------------------------------------------------------------
  */
