@@ -50,6 +50,27 @@ FROM (SELECT t, v,
 		pg_temp.read('pg', jsonb_build_array(jsonb_build_object('c', v), '{}'::jsonb), 'c ' || t) AS pg,
 		pg_temp.read('ours', jsonb_build_array(jsonb_build_object('c', v), '{}'::jsonb), 'c ' || t) AS ours
 	FROM jr_types, jr_values) x;
+-- and where both give rows, the same stored bytes (the images the upsert
+-- compares to tell a changed row from an unchanged one), row by row
+CREATE FUNCTION pg_temp.same_image(doc jsonb, cols text) RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE
+	r bool;
+BEGIN
+	EXECUTE format('SELECT pg_catalog.bool_and(a OPERATOR(pg_catalog.*=) b) '
+		'FROM ROWS FROM (pg_catalog.jsonb_to_recordset($1) AS (%s)) WITH ORDINALITY AS a '
+		'JOIN ROWS FROM (pgi_internal._jsonb_to_recordset($1, 0) AS (%s)) WITH ORDINALITY AS b '
+		'ON a.ordinality OPERATOR(pg_catalog.=) b.ordinality', cols, cols)
+		INTO r USING doc;
+	RETURN r;
+EXCEPTION WHEN OTHERS THEN
+	RETURN NULL;
+END $$;
+SELECT count(*) AS compared,
+	count(*) FILTER (WHERE NOT pg_temp.same_image(d, 'c ' || t)) AS different
+FROM (SELECT t, jsonb_build_array(jsonb_build_object('c', v), '{}'::jsonb) AS d
+	FROM jr_types, jr_values) x
+WHERE pg_temp.same_image(d, 'c ' || t) IS NOT NULL;
+
 -- what differs, if anything
 SELECT t, v, pg, ours
 FROM (SELECT t, v,
