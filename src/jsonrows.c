@@ -24,14 +24,33 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 #include "upsert.h"
+
+/*
+ * The column types whose value is made without the text of the JSON value
+ * in the cases where the result is provably the input function's: see
+ * json_value_fast.
+ */
+typedef enum JsonRowFast
+{
+	JRF_NONE,
+	JRF_INT2,
+	JRF_INT4,
+	JRF_INT8,
+	JRF_TEXT,
+	JRF_DATE
+} JsonRowFast;
 
 /* how one column's value is made from a JSON value */
 typedef struct JsonRowColumn
@@ -42,6 +61,7 @@ typedef struct JsonRowColumn
 	int32		typmod;
 	Oid			typioparam;
 	FmgrInfo	input;
+	JsonRowFast fast;
 } JsonRowColumn;
 
 struct JsonRowReader
@@ -113,8 +133,115 @@ pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt)
 		col->typmod = att->atttypmod;
 		getTypeInputInfo(col->typid, &infunc, &col->typioparam);
 		fmgr_info_cxt(infunc, &col->input, cxt);
+		switch (col->typid)
+		{
+			case INT2OID:
+				col->fast = JRF_INT2;
+				break;
+			case INT4OID:
+				col->fast = JRF_INT4;
+				break;
+			case INT8OID:
+				col->fast = JRF_INT8;
+				break;
+			case TEXTOID:
+				col->fast = JRF_TEXT;
+				break;
+			case DATEOID:
+				col->fast = JRF_DATE;
+				break;
+			default:
+				col->fast = JRF_NONE;
+				break;
+		}
 	}
 	return r;
+}
+
+/*
+ * "YYYY-MM-DD" exactly, a valid date of years 1 to 9999: the ISO 8601 form,
+ * which date_in reads as year, month, day whatever DateStyle says; into
+ * *date, as date_in computes it.  Anything else is left to date_in.
+ */
+static bool
+json_iso_date(const char *str, int len, DateADT *date)
+{
+	int			y,
+				m,
+				d,
+				i;
+
+	if (len != 10 || str[4] != '-' || str[7] != '-')
+		return false;
+	for (i = 0; i < 10; i++)
+	{
+		if (i != 4 && i != 7 && (str[i] < '0' || str[i] > '9'))
+			return false;
+	}
+	y = (str[0] - '0') * 1000 + (str[1] - '0') * 100 + (str[2] - '0') * 10 + (str[3] - '0');
+	m = (str[5] - '0') * 10 + (str[6] - '0');
+	d = (str[8] - '0') * 10 + (str[9] - '0');
+	if (y < 1 || m < 1 || m > 12 || d < 1 || d > day_tab[isleap(y)][m - 1])
+		return false;
+	*date = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
+	return true;
+}
+
+/*
+ * The value of a column with a fast path, where it is sure to be what the
+ * input function makes of the value's text: an integer given as a JSON
+ * number without a fractional part (numeric_out prints it as its digits,
+ * which int2in, int4in and int8in read back) that fits the type (and, for
+ * int8, an int4: numeric_int4_opt_error is the conversion every version
+ * offers without raising); a text given as a JSON string (textin copies
+ * the string, which jsonb never lets hold a NUL); an ISO date given as a
+ * string.  False otherwise: the caller then takes the text path, which
+ * also gives a value out of range the input function's own error.
+ */
+static bool
+json_value_fast(JsonRowColumn *col, JsonbValue *v, Datum *result)
+{
+	if (v->type == jbvNumeric &&
+		(col->fast == JRF_INT2 || col->fast == JRF_INT4 || col->fast == JRF_INT8))
+	{
+		Numeric		n = v->val.numeric;
+		bool		error = false;
+		int32		i;
+
+		if (numeric_is_nan(n) || numeric_is_inf(n) ||
+			DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(n))) != 0)
+			return false;
+		i = numeric_int4_opt_error(n, &error);
+		if (error)
+			return false;
+		if (col->fast == JRF_INT2)
+		{
+			if (i < PG_INT16_MIN || i > PG_INT16_MAX)
+				return false;
+			*result = Int16GetDatum((int16) i);
+		}
+		else if (col->fast == JRF_INT4)
+			*result = Int32GetDatum(i);
+		else
+			*result = Int64GetDatum((int64) i);
+		return true;
+	}
+	if (v->type == jbvString && col->fast == JRF_TEXT)
+	{
+		*result = PointerGetDatum(cstring_to_text_with_len(v->val.string.val,
+														   v->val.string.len));
+		return true;
+	}
+	if (v->type == jbvString && col->fast == JRF_DATE)
+	{
+		DateADT		date;
+
+		if (!json_iso_date(v->val.string.val, v->val.string.len, &date))
+			return false;
+		*result = DateADTGetDatum(date);
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -125,7 +252,10 @@ static Datum
 json_value_datum(JsonRowColumn *col, JsonbValue *v)
 {
 	char	   *str;
+	Datum		fast;
 
+	if (col->fast != JRF_NONE && json_value_fast(col, v, &fast))
+		return fast;
 	if (col->typid == JSONBOID)
 		return JsonbPGetDatum(JsonbValueToJsonb(v));
 	if (col->typid == JSONOID && v->type != jbvBinary)

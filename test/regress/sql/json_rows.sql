@@ -40,7 +40,12 @@ INSERT INTO jr_values VALUES ('1'), ('-0'), ('1.50'), ('1e3'), ('123456789012'),
 	('"2024-02-29"'), ('"2024-02-29 12:30:00+02"'), ('"1 day"'), ('"\\x00ff"'),
 	('"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"'), ('"10.1.2.3/8"'), ('"(1,2)"'), ('"[1,5)"'),
 	('"{1,2}"'), ('"(1,x)"'), ('"é\"\\\n"'), ('true'), ('false'), ('null'), ('{"a": 1, "b": "x"}'),
-	('[1, 2]'), ('["a", null]'), ('{}'), ('[]');
+	('[1, 2]'), ('["a", null]'), ('{}'), ('[]'),
+	-- the edges of the fast paths (integers, ISO dates, text)
+	('32767'), ('-32769'), ('2147483647'), ('-2147483648'), ('2147483648'),
+	('9223372036854775807'), ('-9223372036854775809'), ('1.0'), ('1e-1'), ('-1.5e2'),
+	('"1999-01-08"'), ('"0001-01-01"'), ('"0000-01-01"'), ('"9999-12-31"'), ('"2023-02-29"'),
+	('"2024-13-01"'), ('"2024-1-8"'), ('"2024-01-08 "'), ('"20240108"'), ('"1999-01-08BC"');
 
 -- every pair: one object holding the value, and one lacking the key
 SELECT count(*) AS pairs,
@@ -78,6 +83,21 @@ FROM (SELECT t, v,
 		pg_temp.read('ours', jsonb_build_array(jsonb_build_object('c', v)), 'c ' || t) AS ours
 	FROM jr_types, jr_values) x
 WHERE pg IS DISTINCT FROM ours;
+
+-- dates and timestamps under other DateStyles: an ISO date is the same date
+-- in every one, anything else is the input function's to read
+SET datestyle = 'SQL, DMY';
+SELECT count(*) AS pairs, count(*) FILTER (WHERE pg IS DISTINCT FROM ours) AS different
+FROM (SELECT pg_temp.read('pg', jsonb_build_array(jsonb_build_object('c', v)), 'c ' || t) AS pg,
+		pg_temp.read('ours', jsonb_build_array(jsonb_build_object('c', v)), 'c ' || t) AS ours
+	FROM (VALUES ('date'), ('timestamp'), ('timestamptz')) t(t),
+		(VALUES ('"1999-01-08"'::jsonb), ('"08-01-1999"'), ('"01/08/1999"'), ('"1999-08-01"'),
+			('"8 Jan 1999"'), ('"1999-01-08 04:05:06"')) v(v)) x;
+SET datestyle = 'German';
+SELECT pg_temp.read('ours', d, 'c date') IS NOT DISTINCT FROM pg_temp.read('pg', d, 'c date') AS same,
+	regexp_replace(pg_temp.read('ours', d, 'c date'), ' [0-9a-f]+ [0-9a-f]+(;|$)', '\1', 'g') AS rows
+FROM (VALUES ('[{"c": "1999-01-08"}, {"c": "08.01.1999"}]'::jsonb)) v(d);
+SET datestyle = 'ISO, YMD';
 
 -- several columns, keys in any order, absent, null, or not columns at all
 SELECT pg_temp.read('ours', d, c) IS NOT DISTINCT FROM pg_temp.read('pg', d, c) AS same,
