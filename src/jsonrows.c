@@ -48,6 +48,7 @@ typedef enum JsonRowFast
 	JRF_INT2,
 	JRF_INT4,
 	JRF_INT8,
+	JRF_NUMERIC,
 	JRF_TEXT,
 	JRF_DATE
 } JsonRowFast;
@@ -68,6 +69,7 @@ struct JsonRowReader
 {
 	TupleDesc	desc;
 	JsonRowColumn *cols;
+	Numeric		zero;			/* for json_value_fast's numerics */
 	MemoryContext rowcxt;		/* reset before each object */
 };
 
@@ -104,6 +106,7 @@ JsonRowReader *
 pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt)
 {
 	JsonRowReader *r;
+	MemoryContext old;
 	int			i;
 
 	for (i = 0; i < desc->natts; i++)
@@ -119,6 +122,9 @@ pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt)
 									 sizeof(JsonRowColumn) * Max(desc->natts, 1));
 	r->rowcxt = AllocSetContextCreate(cxt, "pg_idempotent JSON row",
 									  ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	r->zero = int64_to_numeric(0);
+	MemoryContextSwitchTo(old);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -143,6 +149,9 @@ pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt)
 				break;
 			case INT8OID:
 				col->fast = JRF_INT8;
+				break;
+			case NUMERICOID:
+				col->fast = JRF_NUMERIC;
 				break;
 			case TEXTOID:
 				col->fast = JRF_TEXT;
@@ -193,14 +202,32 @@ json_iso_date(const char *str, int len, DateADT *date)
  * number without a fractional part (numeric_out prints it as its digits,
  * which int2in, int4in and int8in read back) that fits the type (and, for
  * int8, an int4: numeric_int4_opt_error is the conversion every version
- * offers without raising); a text given as a JSON string (textin copies
+ * offers without raising); a numeric given as a JSON number: numeric_in
+ * reads numeric_out's digits back to the same value and display scale and
+ * stores it in normal form (make_result), which the sum with zero makes
+ * too, and then applies the typmod, as numeric() does, with the same
+ * rounding and the same error past its precision (numeric() keeps the
+ * bytes of a value in normal form, so the stored image is numeric_in's:
+ * json_rows.sql compares them); a text given as a JSON string (textin copies
  * the string, which jsonb never lets hold a NUL); an ISO date given as a
  * string.  False otherwise: the caller then takes the text path, which
  * also gives a value out of range the input function's own error.
  */
 static bool
-json_value_fast(JsonRowColumn *col, JsonbValue *v, Datum *result)
+json_value_fast(JsonRowReader *r, JsonRowColumn *col, JsonbValue *v,
+				Datum *result)
 {
+	if (v->type == jbvNumeric && col->fast == JRF_NUMERIC)
+	{
+		Numeric		n = v->val.numeric;
+
+		if (numeric_is_nan(n) || numeric_is_inf(n))
+			return false;
+		n = numeric_add_opt_error(n, r->zero, NULL);
+		*result = DirectFunctionCall2(numeric, NumericGetDatum(n),
+									  Int32GetDatum(col->typmod));
+		return true;
+	}
 	if (v->type == jbvNumeric &&
 		(col->fast == JRF_INT2 || col->fast == JRF_INT4 || col->fast == JRF_INT8))
 	{
@@ -249,12 +276,12 @@ json_value_fast(JsonRowColumn *col, JsonbValue *v, Datum *result)
  * (populate_scalar in jsonfuncs.c, which this follows case by case).
  */
 static Datum
-json_value_datum(JsonRowColumn *col, JsonbValue *v)
+json_value_datum(JsonRowReader *r, JsonRowColumn *col, JsonbValue *v)
 {
 	char	   *str;
 	Datum		fast;
 
-	if (col->fast != JRF_NONE && json_value_fast(col, v, &fast))
+	if (col->fast != JRF_NONE && json_value_fast(r, col, v, &fast))
 		return fast;
 	if (col->typid == JSONBOID)
 		return JsonbPGetDatum(JsonbValueToJsonb(v));
@@ -306,7 +333,7 @@ pgi_json_rows_read(JsonRowReader *r, JsonbContainer *obj,
 		v = getKeyJsonValueFromContainer(obj, col->name, col->namelen, &buf);
 		if (v == NULL || v->type == jbvNull)
 			continue;
-		values[i] = json_value_datum(col, v);
+		values[i] = json_value_datum(r, col, v);
 		nulls[i] = false;
 	}
 	MemoryContextSwitchTo(old);

@@ -30,7 +30,8 @@ END $$;
 
 CREATE TABLE jr_types (t text);
 INSERT INTO jr_types VALUES ('int2'), ('int4'), ('int8'), ('numeric'), ('numeric(5,2)'),
-	('numeric(3)'), ('float4'), ('float8'), ('text'), ('varchar(3)'), ('char(4)'), ('"char"'),
+	('numeric(3)'), ('numeric(12,2)'), ('numeric(1000,500)'), ('numeric(3,-2)'), ('numeric(2,5)'),
+	('float4'), ('float8'), ('text'), ('varchar(3)'), ('char(4)'), ('"char"'),
 	('name'), ('bool'), ('date'), ('timestamp'), ('timestamptz'), ('interval'), ('json'),
 	('jsonb'), ('uuid'), ('bytea'), ('inet'), ('point'), ('money'), ('jr_mood'), ('int4range'),
 	('int[]'), ('text[]'), ('jr_pos'), ('jr_notnull'), ('jr_pair');
@@ -45,7 +46,8 @@ INSERT INTO jr_values VALUES ('1'), ('-0'), ('1.50'), ('1e3'), ('123456789012'),
 	('32767'), ('-32769'), ('2147483647'), ('-2147483648'), ('2147483648'),
 	('9223372036854775807'), ('-9223372036854775809'), ('1.0'), ('1e-1'), ('-1.5e2'),
 	('"1999-01-08"'), ('"0001-01-01"'), ('"0000-01-01"'), ('"9999-12-31"'), ('"2023-02-29"'),
-	('"2024-13-01"'), ('"2024-1-8"'), ('"2024-01-08 "'), ('"20240108"'), ('"1999-01-08BC"');
+	('"2024-13-01"'), ('"2024-1-8"'), ('"2024-01-08 "'), ('"20240108"'), ('"1999-01-08BC"'),
+	('0.000'), ('-0.00012345'), ('99.995'), ('1e-70'), ('12345.678901234567890123456789');
 
 -- every pair: one object holding the value, and one lacking the key
 SELECT count(*) AS pairs,
