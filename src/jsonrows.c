@@ -12,8 +12,11 @@
  *	  a scalar column (the value as text, quotes stripped from a string, into
  *	  the type's input function with the column's typmod; a jsonb column
  *	  takes the value as it is, a json column its text), in a memory context
- *	  reset per row.  A column list with a domain, composite or array column
- *	  is read by jsonb_to_recordset itself: those conversions are its own.
+ *	  reset per row; where the text would only be read back to a value known
+ *	  without it (an integer, a numeric, a text, an ISO date), the value is
+ *	  made directly (json_value_fast).  A column list with a domain,
+ *	  composite or array column is read by jsonb_to_recordset itself: those
+ *	  conversions are its own.
  *
  *-------------------------------------------------------------------------
  */
@@ -65,13 +68,13 @@ typedef struct JsonRowColumn
 	JsonRowFast fast;
 } JsonRowColumn;
 
-struct JsonRowReader
+typedef struct JsonRowReader
 {
 	TupleDesc	desc;
 	JsonRowColumn *cols;
 	Numeric		zero;			/* for json_value_fast's numerics */
 	MemoryContext rowcxt;		/* reset before each object */
-};
+} JsonRowReader;
 
 /*
  * Whether jsonb_to_recordset converts a value of this type as a scalar:
@@ -102,8 +105,8 @@ json_scalar_type(Oid typid)
  * A reader of objects into rows of desc, its state in cxt; NULL when a
  * column is not a scalar (the caller then uses jsonb_to_recordset).
  */
-JsonRowReader *
-pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt)
+static JsonRowReader *
+json_rows_begin(TupleDesc desc, MemoryContext cxt)
 {
 	JsonRowReader *r;
 	MemoryContext old;
@@ -311,9 +314,9 @@ json_value_datum(JsonRowReader *r, JsonRowColumn *col, JsonbValue *v)
  * the reader's row context (valid until the next object is read).  A key
  * the object lacks, or holds as null, is a null.
  */
-void
-pgi_json_rows_read(JsonRowReader *r, JsonbContainer *obj,
-				   Datum *values, bool *nulls)
+static void
+json_rows_read(JsonRowReader *r, JsonbContainer *obj,
+			   Datum *values, bool *nulls)
 {
 	MemoryContext old;
 	int			i;
@@ -358,7 +361,7 @@ pgi_json_rows_store(Jsonb *rows, TupleDesc desc, bool random_access,
 	bool	   *nulls;
 	MemoryContext old;
 
-	r = pgi_json_rows_begin(desc, CurrentMemoryContext);
+	r = json_rows_begin(desc, CurrentMemoryContext);
 	if (r == NULL)
 		return NULL;
 	values = palloc(sizeof(Datum) * Max(desc->natts, 1));
@@ -378,7 +381,7 @@ pgi_json_rows_store(Jsonb *rows, TupleDesc desc, bool random_access,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("argument of %s must be an array of objects",
 							"jsonb_to_recordset")));
-		pgi_json_rows_read(r, v.val.binary.data, values, nulls);
+		json_rows_read(r, v.val.binary.data, values, nulls);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
 	MemoryContextDelete(r->rowcxt);

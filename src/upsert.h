@@ -153,10 +153,6 @@ extern bool pgi_upsert_json_one_row(Datum rows, TupleDesc desc,
 									bool *nulls);
 
 /* jsonrows.c */
-typedef struct JsonRowReader JsonRowReader;
-extern JsonRowReader *pgi_json_rows_begin(TupleDesc desc, MemoryContext cxt);
-extern void pgi_json_rows_read(JsonRowReader *r, JsonbContainer *obj,
-							   Datum *values, bool *nulls);
 extern Tuplestorestate *pgi_json_rows_store(Jsonb *rows, TupleDesc desc,
 											bool random_access,
 											MemoryContext storecxt);
