@@ -79,6 +79,12 @@
 
 #include "pg_idempotent.h"
 
+/*
+ * The smallest source, in rows, whose history statement is planned for its
+ * call's as_of rather than kept for every as_of (see pgi_idempotent_history).
+ */
+#define HISTORY_CUSTOM_PLAN_MIN 10000
+
 PG_FUNCTION_INFO_V1(pgi_idempotent_history);
 
 /* idempotent_history's arguments, by position */
@@ -107,6 +113,7 @@ typedef struct HistoryPlan
 	bool		close;			/* deletes => 'close' */
 	bool		dry_run;
 	bool		probe;			/* batch small against the table */
+	bool		custom;			/* planned for this call's as_of */
 	bool		unique;			/* source unique on the key (distinct.c) */
 	bool		bytid;			/* versions found again by ctid: tid_of */
 	char	   *sel;			/* SELECT of cols, in target types */
@@ -414,6 +421,9 @@ build_statement(HistoryPlan *plan)
 	initStringInfo(&q);
 	if (plan->probe)
 		appendStringInfoString(&q, "/* pg_idempotent: batch small against the table: index probes */ ");
+	/* the statement text is the kept plan's key: one per way of planning */
+	if (plan->custom)
+		appendStringInfoString(&q, "/* pg_idempotent: large batch: planned for its as_of */ ");
 	appendStringInfo(&q, "WITH s AS NOT MATERIALIZED (%s)", plan->sel);
 
 	/*
@@ -708,6 +718,7 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	ArrayType  *key;
 	char	   *deletes;
 	TimestampTz as_of;
+	double		srows;
 	char	   *sql;
 	Datum		values[4];
 	bool		nulls[4];
@@ -772,13 +783,21 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 	 * the upsert does); not with deletes => 'close', which reads every
 	 * version covering as_of anyway.
 	 */
+	srows = pgi_relation_rows(plan.source->relid);
 	if (!plan.close)
-	{
-		double		srows = pgi_relation_rows(plan.source->relid);
-
 		plan.probe = srows >= 0 &&
 			pgi_relation_rows_exceed(plan.target->relid, srows * 4);
-	}
+
+	/*
+	 * A large batch joined to the versions that cover as_of is planned for
+	 * this call's as_of.  A plan kept for every as_of estimates the versions
+	 * "valid_from <= $1" finds at a third of the table, where it is nearly
+	 * every current one: at 1M keys it hashed the history (1M current rows,
+	 * the wider side) instead of the source.  Planning the statement again is
+	 * a few milliseconds, nothing next to such a batch; smaller batches keep
+	 * the plan kept for them.
+	 */
+	plan.custom = !plan.probe && srows >= HISTORY_CUSTOM_PLAN_MIN;
 	sql = build_statement(&plan);
 
 	SPI_connect();
@@ -786,7 +805,8 @@ pgi_idempotent_history(PG_FUNCTION_ARGS)
 		lock_history(fcinfo, &plan);
 	plan.snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	nest = pgi_begin_settings(plan.probe);
-	pgi_spi_run_cached(sql, &plan.params, plan.relids, CURSOR_OPT_GENERIC_PLAN,
+	pgi_spi_run_cached(sql, &plan.params, plan.relids,
+					   plan.custom ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN,
 					   plan.snapshot, plan.dry_run, SPI_OK_SELECT);
 	rows = pgi_spi_int8(0, HR_ROWS);
 	null_keys = pgi_spi_int8(0, HR_NULL_KEYS);

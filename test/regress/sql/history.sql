@@ -267,6 +267,29 @@ SELECT id, v, valid_from::date, valid_to::date FROM hist_cols ORDER BY id, valid
 DROP TABLE hist_part, hist_part_src, hist_cols, hist_cols_src;
 DROP ROLE regress_hist_columns;
 
+-- a large batch (10,000 source rows or more, not small against the table)
+-- has its statement planned for its call's as_of rather than kept for every
+-- as_of: the same versions
+CREATE TABLE hist_big (id int, v text, valid_from timestamptz NOT NULL, valid_to timestamptz,
+	PRIMARY KEY (id, valid_from));
+CREATE TABLE hist_big_src (id int PRIMARY KEY, v text);
+INSERT INTO hist_big_src SELECT g, 'v' || g FROM generate_series(1, 12000) g;
+ANALYZE hist_big_src;
+SELECT * FROM idempotent_history('hist_big', 'hist_big_src', as_of => '2025-01-01 00:00+00');
+UPDATE hist_big_src SET v = v || '+' WHERE id % 100 = 0;
+SELECT * FROM idempotent_history('hist_big', 'hist_big_src', as_of => '2025-02-01 00:00+00');
+SELECT * FROM idempotent_history('hist_big', 'hist_big_src', as_of => '2025-02-01 00:00+00');
+-- a backfill between the two runs, and a corrected re-run of the second
+UPDATE hist_big_src SET v = 'mid' || id WHERE id % 1000 = 0;
+SELECT * FROM idempotent_history('hist_big', 'hist_big_src', as_of => '2025-01-15 00:00+00');
+UPDATE hist_big_src SET v = 'fix' || id WHERE id % 3000 = 0;
+SELECT * FROM idempotent_history('hist_big', 'hist_big_src', as_of => '2025-01-15 00:00+00');
+SELECT count(*) AS versions, count(*) FILTER (WHERE valid_to IS NULL) AS current,
+	count(DISTINCT id) AS keys FROM hist_big;
+SELECT id, v, valid_from::date, valid_to::date FROM hist_big WHERE id IN (100, 1000, 3000)
+ORDER BY id, valid_from;
+DROP TABLE hist_big, hist_big_src;
+
 DROP SCHEMA "hist Odd" CASCADE;
 DROP TABLE hist_strict, hist_strict_src, hist_strict_one, hist_empty, hist_prices, hist_prices_src, hist_src_0115;
 DROP VIEW hist_versions;
