@@ -406,17 +406,18 @@ pgi_jsonb_to_recordset(PG_FUNCTION_ARGS)
 
 		if (JB_ROOT_IS_ARRAY(rows) && !JB_ROOT_IS_SCALAR(rows))
 		{
+			/* the result's descriptor, which lives as long as its rows */
+			MemoryContext old = MemoryContextSwitchTo(qcxt);
+
 			desc = CreateTupleDescCopy(rsi->expectedDesc);
+			MemoryContextSwitchTo(old);
 			store = pgi_json_rows_store(rows, desc,
 										(rsi->allowedModes & SFRM_Materialize_Random) != 0,
 										qcxt);
 		}
 		if (store != NULL)
 		{
-			MemoryContext old = MemoryContextSwitchTo(qcxt);
-
-			rsi->setDesc = CreateTupleDescCopy(desc);
-			MemoryContextSwitchTo(old);
+			rsi->setDesc = desc;
 			rsi->returnMode = SFRM_Materialize;
 			rsi->setResult = store;
 			PG_RETURN_NULL();
