@@ -175,6 +175,7 @@ extern int	pgi_spi_run(const char *sql, const PgiParams *params,
 						bool read_only, long tcount, int expected);
 extern int64 pgi_spi_int8(int row, int col);
 extern char *pgi_spi_text(int row, int col);
+extern bool pgi_spi_isnull(int row, int col);
 
 /*
  * A SELECT's rows kept as of one moment, readable by name in the later

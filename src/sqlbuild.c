@@ -892,6 +892,17 @@ pgi_spi_text(int row, int col)
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
+/* Whether a column of the last result is NULL. */
+bool
+pgi_spi_isnull(int row, int col)
+{
+	bool		isnull;
+
+	(void) SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 &isnull);
+	return isnull;
+}
+
 /* Raise 22004 for a NULL argument that has no meaning as NULL. */
 void
 pgi_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)

@@ -320,8 +320,12 @@ merge_once(void *arg)
 	w->new_rows = pgi_spi_int8(0, MR_NEW);
 	w->changed = pgi_spi_int8(0, MR_CHANGED);
 	w->stale = pgi_spi_int8(0, MR_STALE);
-	w->locked = pgi_spi_int8(0, MR_LOCKED);
 	w->updated = pgi_spi_int8(0, MR_UPDATED);
+	/* NULL where the rows updated are the rows locked (upsert_sql.c) */
+	if (pgi_spi_isnull(0, MR_LOCKED))
+		w->locked = w->updated;
+	else
+		w->locked = pgi_spi_int8(0, MR_LOCKED);
 	w->inserted = pgi_spi_int8(0, MR_INSERTED);
 	w->dup_keys = pgi_spi_int8(0, MR_DUP_KEYS);
 	w->dup_example = result_text(MR_DUP_EXAMPLE);
