@@ -426,8 +426,8 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 	/*
 	 * Rows locked: l's count where a trigger may skip updates; otherwise the
 	 * rows updated tell the same, and the column is NULL for the caller to
-	 * take them (a second count of u would cost its own plan at each
-	 * planning, a tenth of a small call's first run in a session).
+	 * take them (a second count of u would be a subquery of its own, planned
+	 * and set up again at every planning).
 	 */
 	appendStringInfo(&q, " SELECT c.n, c.nk, c.nv, c.nn, %s, k.n1, k.n2, k.n3, %s, %s, %s, ",
 					 plan->unique ? "c.nn" : "c.nd",
