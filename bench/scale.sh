@@ -140,9 +140,12 @@ SQL
 						echo "DROP TABLE IF EXISTS sc_stg;"
 						echo "CREATE TABLE sc_stg ($cols) WITH (autovacuum_enabled = off);"
 						# warm the new session's caches for every contender: a
-						# one-row batch identical to the table (untimed)
+						# two-row batch identical to the table (untimed), which
+						# each contender runs as it runs the timed batch (one
+						# row would take the upsert's index probe, which plans
+						# no statement and so warmed nothing that it times)
 						echo "DROP TABLE IF EXISTS sc_warm;"
-						echo "CREATE TEMP TABLE sc_warm AS SELECT * FROM sc_idem WHERE id = 100;"
+						echo "CREATE TEMP TABLE sc_warm AS SELECT * FROM sc_idem WHERE id IN (100, 200);"
 						echo "SELECT * FROM idempotent_upsert('sc_idem', 'sc_warm') \\g /dev/null"
 						echo "INSERT INTO sc_raw SELECT * FROM sc_warm ON CONFLICT (id) DO UPDATE SET $SET;"
 						echo "MERGE INTO sc_merge t USING sc_warm s ON t.id = s.id WHEN MATCHED THEN UPDATE SET $MSET WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.customer_id, s.amount, s.order_date, s.status);"
