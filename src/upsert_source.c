@@ -30,6 +30,7 @@
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -574,8 +575,12 @@ json_describe(UpsertSource *source, PgiRelation *target)
 		pgi_append_ident(&source->from, col->name);
 		appendStringInfoChar(&source->from, ' ');
 		pgi_append_type(&source->from, col->typid, col->typmod);
-		/* compared as the target compares it, as a relation's would be */
-		if (OidIsValid(col->collid))
+		/*
+		 * Compared as the target compares it, as a relation's would be; a
+		 * column of its type's own collation needs no clause for that (and
+		 * the parser then looks up no collation by name).
+		 */
+		if (OidIsValid(col->collid) && col->collid != get_typcollation(col->typid))
 		{
 			appendStringInfoString(&source->from, " COLLATE ");
 			pgi_append_collation(&source->from, col->collid);
