@@ -580,7 +580,8 @@ json_describe(UpsertSource *source, PgiRelation *target)
 		 * column of its type's own collation needs no clause for that (and
 		 * the parser then looks up no collation by name).
 		 */
-		if (OidIsValid(col->collid) && col->collid != get_typcollation(col->typid))
+		if (OidIsValid(col->collid) &&
+			col->collid != get_typcollation(col->typid))
 		{
 			appendStringInfoString(&source->from, " COLLATE ");
 			pgi_append_collation(&source->from, col->collid);
