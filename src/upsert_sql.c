@@ -352,6 +352,10 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		 * session changed since the snapshot fails the recheck of its new
 		 * version and is left out: the call then sees fewer rows locked than
 		 * it classified changed, and classifies again in a new snapshot.
+		 * (Releases whose TID scan does not recheck its TIDs, 16.2 among
+		 * them, lock the new version instead; u's recheck of its key and
+		 * change then decides as the new snapshot would, to the same rows
+		 * and counts: upsert-retry-new-snapshot passes on both.)
 		 * Only the key and ctid are sorted (OFFSET 0 keeps the subquery
 		 * whole, so the row a recheck carries along is that narrow one).
 		 */
