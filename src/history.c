@@ -370,15 +370,8 @@ append_op(StringInfo q, HistoryPlan *plan, int kind, const char *tid,
  * key's index) where there is one (tid_of), and still that key and start
  * with its end unchanged.  A version another transaction updated since is
  * found by none of it (under READ COMMITTED the recheck sees a new ctid),
- * so the write misses it and the call fails with 40001 (see the caller).
- *
- * The ctid is compared twice.  The TID scan fetches by the first and takes
- * it out of its filter; releases of PostgreSQL older than the 2025 fix that
- * made a TID scan recheck its TIDs (16.2 among them) then let the recheck of
- * a row's new version pass whatever its ctid, and the version another
- * session changed would be written over.  The second, which no TID scan
- * takes for its own, stays in the filter, and the filter is rechecked on
- * every release.
+ * so the write misses it and the call fails with 40001 (see the caller),
+ * on every release (pgi_append_tid_match).
  */
 static void
 append_version_match(StringInfo q, HistoryPlan *plan, const char *alias,
@@ -386,10 +379,8 @@ append_version_match(StringInfo q, HistoryPlan *plan, const char *alias,
 {
 	if (plan->bytid)
 	{
-		const char *at = own_col(plan, alias, tid);
-
-		appendStringInfo(q, "t.ctid OPERATOR(pg_catalog.=) %s AND "
-						 "(t.ctid OPERATOR(pg_catalog.=) %s) IS TRUE AND ", at, at);
+		pgi_append_tid_match(q, "t", own_col(plan, alias, tid));
+		appendStringInfoString(q, " AND ");
 	}
 	pgi_append_key_match(q, "t", alias, &plan->cols, plan->key);
 	appendStringInfo(q, " AND %s OPERATOR(pg_catalog.=) %s AND %s IS NOT DISTINCT FROM %s",

@@ -119,6 +119,8 @@ extern void pgi_append_operator(StringInfo buf, Oid opno);
 extern void pgi_append_key_match(StringInfo buf, const char *left,
 								 const char *right, const PgiColumnList *cols,
 								 List *key);
+extern void pgi_append_tid_match(StringInfo buf, const char *alias,
+								 const char *tid);
 extern void pgi_append_any_null(StringInfo buf, const char *alias,
 								const PgiColumnList *cols, List *indexes);
 extern void pgi_append_image_differs(StringInfo buf, const char *fn,

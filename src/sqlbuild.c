@@ -415,6 +415,24 @@ pgi_append_key_match(StringInfo buf, const char *left, const char *right,
 	}
 }
 
+/*
+ * alias.ctid = tid, for a row found again by the ctid it was read at.  Under
+ * READ COMMITTED a write that waited for the row rechecks its new version,
+ * and a changed row must then fail the match: its ctid moved.  The ctid is
+ * compared twice for that.  A TID scan fetches by the first and takes it out
+ * of its filter, and releases of PostgreSQL older than the 2025 fix that
+ * made a TID scan recheck its TIDs (16.2 among them) let the recheck pass
+ * whatever the ctid.  The second, which no TID scan takes for its own,
+ * stays in the filter, which every release rechecks.
+ */
+void
+pgi_append_tid_match(StringInfo buf, const char *alias, const char *tid)
+{
+	appendStringInfo(buf, "%s.ctid OPERATOR(pg_catalog.=) %s AND "
+					 "(%s.ctid OPERATOR(pg_catalog.=) %s) IS TRUE",
+					 alias, tid, alias, tid);
+}
+
 /* (a.k1 IS NULL OR a.k2 IS NULL) */
 void
 pgi_append_any_null(StringInfo buf, const char *alias,

@@ -352,10 +352,6 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		 * session changed since the snapshot fails the recheck of its new
 		 * version and is left out: the call then sees fewer rows locked than
 		 * it classified changed, and classifies again in a new snapshot.
-		 * (Releases whose TID scan does not recheck its TIDs, 16.2 among
-		 * them, lock the new version instead; u's recheck of its key and
-		 * change then decides as the new snapshot would, to the same rows
-		 * and counts: upsert-retry-new-snapshot passes on both.)
 		 * Only the key and ctid are sorted (OFFSET 0 keeps the subquery
 		 * whole, so the row a recheck carries along is that narrow one).
 		 */
@@ -370,8 +366,8 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 		appendStringInfo(&q, " FROM j WHERE j.%s OPERATOR(pg_catalog.=) 2 OFFSET 0) jl JOIN %s t ON ",
 						 quote_identifier(cls), plan->target->qualname);
 		if (tid != NULL)
-			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) jl.%s",
-							 quote_identifier(tid));
+			pgi_append_tid_match(&q, "t",
+								 psprintf("jl.%s", quote_identifier(tid)));
 		else
 		{
 			pgi_append_key_match(&q, "t", "jl", &plan->cols, plan->key);
@@ -419,8 +415,11 @@ pgi_upsert_build_merge(UpsertPlan *plan)
 						 "AND (SELECT pg_catalog.count(*) FROM i) OPERATOR(pg_catalog.>=) 0 AND ",
 						 quote_identifier(cls));
 		if (tid != NULL)
-			appendStringInfo(&q, "t.ctid OPERATOR(pg_catalog.=) j.%s AND ",
-							 quote_identifier(tid));
+		{
+			pgi_append_tid_match(&q, "t",
+								 psprintf("j.%s", quote_identifier(tid)));
+			appendStringInfoString(&q, " AND ");
+		}
 		pgi_append_key_match(&q, "t", "j", &plan->cols, plan->key);
 		appendStringInfoString(&q, " AND ");
 		append_changed(&q, plan, "t", "j");
@@ -591,7 +590,9 @@ pgi_upsert_build_one_update(UpsertPlan *plan)
 	initStringInfo(&q);
 	appendStringInfo(&q, "UPDATE %s t SET ", plan->target->qualname);
 	append_set_list(&q, plan, "v");
-	appendStringInfoString(&q, " FROM (SELECT ($1).*) v WHERE t.ctid OPERATOR(pg_catalog.=) $2 AND ");
+	appendStringInfoString(&q, " FROM (SELECT ($1).*) v WHERE ");
+	pgi_append_tid_match(&q, "t", "$2");
+	appendStringInfoString(&q, " AND ");
 	pgi_append_key_match(&q, "t", "v", &plan->cols, plan->key);
 	appendStringInfoString(&q, " AND ");
 	append_changed(&q, plan, "t", "v");
